@@ -1,0 +1,183 @@
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.lookups import LessThanOrEqual
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from console.models import Tenant
+
+SERIAL_PATTERN = r"^[a-z0-9_]{1,18}$"
+# R1: each side at most 7680 pixels, and at most 7680 × 4320 pixels in all.
+MAX_SIDE = 7680
+MAX_PIXELS = 7680 * 4320
+# R1: the service carries at most 8 streams per device.
+MAX_CAMERAS_PER_DEVICE = 8
+
+serial_validator = RegexValidator(
+    SERIAL_PATTERN,
+    _("Use 1–18 characters: lowercase letters, digits and underscores."),
+    code="invalid_serial",
+)
+
+
+class FieldDevice(models.Model):
+    """The gateway on a machine (e.g. a vehicle's domain controller) that pushes video."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="devices")
+    serial = models.CharField(_("serial"), max_length=18, validators=[serial_validator])
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    max_concurrent_streams = models.PositiveSmallIntegerField(
+        _("max concurrent streams"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CAMERAS_PER_DEVICE)],
+        help_text=_("Leave empty when every enabled camera may stream at once."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("field device")
+        verbose_name_plural = _("field devices")
+        ordering = ["serial"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "serial"], name="device_unique_serial"),
+            models.CheckConstraint(
+                condition=Q(max_concurrent_streams__isnull=True)
+                | Q(max_concurrent_streams__gte=1, max_concurrent_streams__lte=8),
+                name="device_max_streams_1_8",
+            ),
+            models.CheckConstraint(
+                condition=Q(serial__regex=SERIAL_PATTERN), name="device_serial_format"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.serial
+
+
+class Camera(models.Model):
+    device = models.ForeignKey(FieldDevice, on_delete=models.CASCADE, related_name="cameras")
+    # 1..8: with the unique (device, slot) constraint the database itself caps a device at
+    # eight cameras, whatever races the application has.
+    slot = models.PositiveSmallIntegerField(_("slot"), editable=False)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    width = models.PositiveIntegerField(
+        _("width"), validators=[MinValueValidator(1), MaxValueValidator(MAX_SIDE)]
+    )
+    height = models.PositiveIntegerField(
+        _("height"), validators=[MinValueValidator(1), MaxValueValidator(MAX_SIDE)]
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    priority = models.IntegerField(
+        _("priority"),
+        default=0,
+        validators=[MinValueValidator(-1000), MaxValueValidator(1000)],
+        help_text=_("Higher is kept first when service is degraded."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("camera")
+        verbose_name_plural = _("cameras")
+        ordering = ["device_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "slot"], name="camera_unique_slot"),
+            models.CheckConstraint(condition=Q(slot__gte=1, slot__lte=8), name="camera_slot_1_8"),
+            models.CheckConstraint(
+                condition=Q(width__gte=1, width__lte=MAX_SIDE, height__gte=1, height__lte=MAX_SIDE),
+                name="camera_sides_1_7680",
+            ),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(F("width") * F("height"), MAX_PIXELS),
+                name="camera_pixels_max_8k",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.width}×{self.height}"
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def clean(self):
+        super().clean()
+        if self.width and self.height and self.width * self.height > MAX_PIXELS:
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError(
+                {"width": _("A camera pushes at most 7680 × 4320 pixels in all.")}
+            )
+
+
+class RemoteCockpit(models.Model):
+    """A remote driving station that watches and drives field devices."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="cockpits")
+    name = models.CharField(_("name"), max_length=200)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("remote cockpit")
+        verbose_name_plural = _("remote cockpits")
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ControlSession(models.Model):
+    """R8: a cockpit's lease on driving one device, kept alive by heartbeats."""
+
+    class EndReason(models.TextChoices):
+        RELEASED = "released", _("Released")
+        LAPSED = "lapsed", _("Lease lapsed")
+        TAKEN_OVER = "taken_over", _("Taken over")
+        NO_VALID_LICENSE = "no_valid_license", _("No valid license")
+        DEVICE_DELETED = "device_deleted", _("Device deleted")
+
+    device = models.ForeignKey(
+        FieldDevice, on_delete=models.CASCADE, related_name="control_sessions"
+    )
+    cockpit = models.ForeignKey(
+        RemoteCockpit, on_delete=models.CASCADE, related_name="control_sessions"
+    )
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    lease_expires_at = models.DateTimeField(_("lease expires"))
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    end_reason = models.CharField(
+        _("end reason"), max_length=20, choices=EndReason.choices, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("control session")
+        verbose_name_plural = _("control sessions")
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # R8: the database itself allows one open session per device, whatever the
+            # application does. A lapsed lease is still "open" here until it is ended.
+            models.UniqueConstraint(
+                fields=["device"],
+                condition=Q(ended_at__isnull=True),
+                name="control_one_open_session_per_device",
+            ),
+            models.CheckConstraint(
+                condition=Q(lease_expires_at__gt=F("started_at")),
+                name="control_lease_after_start",
+            ),
+        ]
+        indexes = [
+            # The per-minute clean-up of lapsed leases scans open sessions only.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(ended_at__isnull=True),
+                name="control_open_lease_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cockpit} → {self.device}"
+
+    def is_live(self, at) -> bool:
+        return self.ended_at is None and self.lease_expires_at > at

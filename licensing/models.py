@@ -1,0 +1,115 @@
+import datetime as dt
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from console.models import Tenant
+from console.timeutils import business_date
+from devices.models import FieldDevice
+
+
+class LicenseQuerySet(models.QuerySet):
+    def valid_at(self, at: dt.datetime):
+        """R5/R6: paid, started, unexpired and unrefunded at `at`, computed from expires_at
+        on every read — never from the stored status a nightly job sets later."""
+        return self.exclude(status=License.Status.REFUNDED).filter(
+            starts_at__lte=at, expires_at__gt=at
+        )
+
+    def with_status_at(self, status: str, at: dt.datetime):
+        """The API's ?status= filter, with the same read-time meaning as License.status_at."""
+        if status == License.Status.REFUNDED:
+            return self.filter(status=License.Status.REFUNDED)
+        not_refunded = self.exclude(status=License.Status.REFUNDED)
+        if status == License.Status.EXPIRED:
+            return not_refunded.filter(expires_at__lte=at)
+        return not_refunded.filter(expires_at__gt=at)
+
+
+class License(models.Model):
+    """One per-device video-stream license: one license-year per paid year (R2, R3).
+
+    `status` is stored for the nightly job's record (R5) and refunds; whether a license is
+    valid is always computed from `expires_at` at read time (see `status_at`).
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        EXPIRED = "expired", _("Expired")
+        REFUNDED = "refunded", _("Refunded")
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="licenses")
+    # PROTECT: a device is deleted only through the service that unbinds (and audits) its
+    # licenses first, in the same transaction (R7).
+    device = models.ForeignKey(
+        FieldDevice,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="licenses",
+    )
+    starts_at = models.DateTimeField(_("starts"))
+    expires_at = models.DateTimeField(_("expires"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
+    )
+    first_served_at = models.DateTimeField(_("first served"), null=True, blank=True)
+    refunded_at = models.DateTimeField(_("refunded"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    objects = LicenseQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("license")
+        verbose_name_plural = _("licenses")
+        ordering = ["expires_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("starts_at")), name="license_expires_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "expired", "refunded"]),
+                name="license_status_valid",
+            ),
+            # Refunded licenses never count again and are never bound (R10).
+            models.CheckConstraint(
+                condition=~Q(status="refunded") | Q(device__isnull=True),
+                name="license_refunded_unbound",
+            ),
+        ]
+        indexes = [
+            # Entitlement and the device pages: a device's licenses by expiry.
+            models.Index(fields=["device", "expires_at"], name="license_device_exp_idx"),
+            # Binding by count and the tenant's license list: the tenant's by expiry.
+            models.Index(fields=["tenant", "expires_at"], name="license_tenant_exp_idx"),
+            # The nightly expiry job: stored-active licenses past their expires_at only.
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="active"),
+                name="license_active_exp_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"L-{self.pk}"
+
+    def status_at(self, at: dt.datetime) -> str:
+        if self.status == self.Status.REFUNDED:
+            return self.Status.REFUNDED
+        if self.expires_at <= at:
+            return self.Status.EXPIRED
+        return self.Status.ACTIVE
+
+    @property
+    def current_status(self) -> str:
+        return self.status_at(timezone.now())
+
+    def is_valid_at(self, at: dt.datetime) -> bool:
+        return self.status != self.Status.REFUNDED and self.starts_at <= at < self.expires_at
+
+    @property
+    def last_service_date(self) -> dt.date:
+        """R3: the last Asia/Shanghai date covered; expires_at is 00:00 CST of the next day."""
+        return business_date(self.expires_at) - dt.timedelta(days=1)

@@ -1,0 +1,58 @@
+"""R1: how many licenses a field device needs. Pure functions, exact arithmetic.
+
+`licenses_required = max(1, round_half_up(aggregate / (1280 × 720)))` on the *exact* ratio.
+Python's round() is banker's rounding (round(2.5) == 2) and is wrong here, so the ratio is
+a Decimal rounded with ROUND_HALF_UP.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+STANDARD_PIXELS = 1280 * 720  # one license covers one 720p stream's worth of pixels
+
+
+@dataclass(frozen=True)
+class Requirement:
+    aggregate_pixels: int
+    ratio: Decimal  # exact ratio, for computing
+    licenses: int
+
+    @property
+    def ratio_display(self) -> str:
+        """The ratio with two decimals, rounded half up: for display only (1.495 → "1.50")."""
+        return str(self.ratio.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+    @property
+    def standard_pixels(self) -> int:
+        return STANDARD_PIXELS
+
+
+def aggregate_pixels(pixels: Iterable[int], max_concurrent_streams: int | None = None) -> int:
+    """Sum of the k largest streams when the device sets k = max_concurrent_streams, else all."""
+    values = sorted((int(p) for p in pixels), reverse=True)
+    if max_concurrent_streams is not None:
+        values = values[:max_concurrent_streams]
+    return sum(values)
+
+
+def exact_ratio(aggregate: int) -> Decimal:
+    # Integers up to 8 × 33,177,600 divided by 921,600: 60 significant digits is far more
+    # than the quotient can need before it terminates or repeats past the rounding digit.
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return Decimal(aggregate) / Decimal(STANDARD_PIXELS)
+
+
+def licenses_for_pixels(aggregate: int) -> int:
+    ratio = exact_ratio(aggregate)
+    return max(1, int(ratio.to_integral_value(rounding=ROUND_HALF_UP)))
+
+
+def requirement(pixels: Iterable[int], max_concurrent_streams: int | None = None) -> Requirement:
+    aggregate = aggregate_pixels(pixels, max_concurrent_streams)
+    return Requirement(
+        aggregate_pixels=aggregate,
+        ratio=exact_ratio(aggregate),
+        licenses=licenses_for_pixels(aggregate),
+    )
