@@ -115,7 +115,7 @@ def device_update(
         action="device.updated",
         target=device,
         actor=actor,
-        data={k: v for k, v in changed.items()},
+        data=dict(changed),
     )
     return device
 
