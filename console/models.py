@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -246,3 +246,168 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit events are append-only.")
+
+
+# --- Beta applications (R9) ---------------------------------------------------------------
+
+# R1: a field device carries at most 8 camera streams.
+BETA_MAX_CAMERAS_PER_DEVICE = 8
+BETA_MAX_EXPECTED_DEVICES = 100_000
+
+
+class BetaApplication(models.Model):
+    """A prospective customer's request to join the closed beta (R9).
+
+    The state only moves through console.beta_services, which locks the row and checks the
+    transition; confirming creates the tenant with the applicant as its owner.
+    """
+
+    class State(models.TextChoices):
+        SUBMITTED = "submitted", _("Submitted")
+        IN_REVIEW = "in_review", _("In review")
+        APPROVED = "approved", _("Approved")
+        CONFIRMED = "confirmed", _("Confirmed")
+        REJECTED = "rejected", _("Rejected")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    class Industry(models.TextChoices):
+        AUTONOMOUS_DRIVING = "autonomous_driving", _("Autonomous driving")
+        MINING = "mining", _("Mining")
+        PORTS = "ports", _("Ports")
+        ENERGY = "energy", _("Energy and power")
+        MANUFACTURING = "manufacturing", _("Manufacturing")
+        OTHER = "other", _("Other")
+
+    class Resolution(models.TextChoices):
+        HD_720 = "720p", _("720p (1280 × 720)")
+        HD_1080 = "1080p", _("1080p (1920 × 1080)")
+        QHD_1440 = "1440p", _("1440p (2560 × 1440)")
+        UHD_4K = "4k", _("4K (3840 × 2160)")
+        OTHER = "other", _("Other / mixed")
+
+    # An applicant has at most one of these at a time (the partial unique constraint below);
+    # after a rejection or a withdrawal they may apply again.
+    OPEN_STATES = (State.SUBMITTED, State.IN_REVIEW, State.APPROVED, State.CONFIRMED)
+    # Before confirmation the applicant may still withdraw (R9).
+    WITHDRAWABLE_STATES = (State.SUBMITTED, State.IN_REVIEW, State.APPROVED)
+
+    applicant = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="beta_applications",
+        verbose_name=_("applicant"),
+    )
+    company_name = models.CharField(_("company name"), max_length=200)
+    contact_name = models.CharField(_("contact name"), max_length=150)
+    phone = models.CharField(
+        _("phone"),
+        max_length=32,
+        validators=[
+            RegexValidator(
+                r"^\+?[0-9][0-9 ()-]{4,30}$",
+                _("Enter a phone number: digits, spaces, brackets and hyphens, optionally +."),
+            )
+        ],
+    )
+    email = models.EmailField(_("contact email"))
+    industry = models.CharField(_("industry"), max_length=32, choices=Industry.choices)
+    scenario = models.TextField(
+        _("scenario"),
+        max_length=4000,
+        help_text=_("What will be operated remotely, where, and how."),
+    )
+    expected_devices = models.PositiveIntegerField(
+        _("expected field devices"),
+        validators=[MinValueValidator(1), MaxValueValidator(BETA_MAX_EXPECTED_DEVICES)],
+    )
+    cameras_per_device = models.PositiveSmallIntegerField(
+        _("expected cameras per device"),
+        validators=[MinValueValidator(1), MaxValueValidator(BETA_MAX_CAMERAS_PER_DEVICE)],
+    )
+    resolution = models.CharField(
+        _("typical resolution"), max_length=16, choices=Resolution.choices
+    )
+    language = models.CharField(
+        _("preferred language"),
+        max_length=10,
+        choices=Tenant.Language.choices,
+        default=Tenant.Language.ZH_HANS,
+        help_text=_("For emails and for the tenant created on confirmation."),
+    )
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.SUBMITTED
+    )
+    reviewer_notes = models.TextField(
+        _("reviewer notes"),
+        blank=True,
+        help_text=_("Internal: never shown to the applicant."),
+    )
+    tenant = models.OneToOneField(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="beta_application",
+        verbose_name=_("tenant"),
+    )
+    created_at = models.DateTimeField(_("submitted"), default=timezone.now)
+    state_changed_at = models.DateTimeField(_("state changed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("beta application")
+        verbose_name_plural = _("beta applications")
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("review_betaapplication", _("Can review, approve, reject and confirm applications"))
+        ]
+        indexes = [
+            # The reviewers' changelist: newest first, filtered by state.
+            models.Index(fields=["state", "-created_at"], name="betaapp_state_time_idx"),
+        ]
+        constraints = [
+            # One open application per applicant; the apply page and a double submit both
+            # meet this, whichever commits second gets the IntegrityError.
+            models.UniqueConstraint(
+                fields=["applicant"],
+                condition=Q(state__in=["submitted", "in_review", "approved", "confirmed"]),
+                name="betaapp_one_open_per_applicant",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    state__in=[
+                        "submitted",
+                        "in_review",
+                        "approved",
+                        "confirmed",
+                        "rejected",
+                        "withdrawn",
+                    ]
+                ),
+                name="betaapp_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(expected_devices__gte=1, expected_devices__lte=100_000),
+                name="betaapp_expected_devices_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(cameras_per_device__gte=1, cameras_per_device__lte=8),
+                name="betaapp_cameras_per_device_1_8",
+            ),
+            # R9: confirming is what creates the tenant, and only confirming.
+            models.CheckConstraint(
+                condition=Q(state="confirmed", tenant__isnull=False)
+                | (~Q(state="confirmed") & Q(tenant__isnull=True)),
+                name="betaapp_tenant_iff_confirmed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.company_name}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+    @property
+    def can_withdraw(self) -> bool:
+        return self.state in self.WITHDRAWABLE_STATES

@@ -5,7 +5,7 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
-from console.models import ApiKey, Membership, Tenant, User
+from console.models import ApiKey, BetaApplication, Membership, Tenant, User
 from devices.models import Camera, FieldDevice, RemoteCockpit
 from licensing.models import License
 
@@ -93,3 +93,22 @@ class LicenseFactory(factory.django.DjangoModelFactory):
     starts_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(minutes=1))
     expires_at = factory.LazyAttribute(lambda o: o.starts_at + dt.timedelta(days=365))
     status = License.Status.ACTIVE
+
+
+class BetaApplicationFactory(factory.django.DjangoModelFactory):
+    """A submitted beta application (R9); move it on with console.beta_services."""
+
+    class Meta:
+        model = BetaApplication
+
+    applicant = factory.SubFactory(UserFactory)
+    company_name = factory.Sequence(lambda n: f"Company {n}")
+    contact_name = factory.Faker("name")
+    phone = "+86 138 0000 0000"
+    email = factory.LazyAttribute(lambda o: o.applicant.email)
+    industry = BetaApplication.Industry.MINING
+    scenario = "Remote operation of haul trucks in an open-pit mine."
+    expected_devices = 10
+    cameras_per_device = 4
+    resolution = BetaApplication.Resolution.HD_1080
+    language = "en"
