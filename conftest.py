@@ -91,6 +91,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="REDIS_URL is not set"))
 
 
+STAFF_PASSWORD = "staff pass 2026!"
+
+
+@pytest.fixture
+def staff(db):
+    """A superuser for the Django admin (password STAFF_PASSWORD)."""
+    from console.models import User
+
+    return User.objects.create_superuser("staff@example.com", STAFF_PASSWORD)
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    """The Django test client, logged in as `staff`."""
+    client.force_login(staff)
+    return client
+
+
 @pytest.fixture
 def postgres_only(db):
     if connection.vendor != "postgresql":

@@ -8,6 +8,10 @@ from django.utils.translation import gettext_lazy as _
 from console.models import Tenant
 
 SERIAL_PATTERN = r"^[a-z0-9_]{1,18}$"
+# The same rule anchored with \A…\Z: in Python (and SQLite's REGEXP, which is Python's re)
+# "$" also matches before a trailing newline, so "truck01\n" would pass SERIAL_PATTERN.
+# PostgreSQL's regular expressions understand \A and \Z too.
+SERIAL_REGEX = r"\A[a-z0-9_]{1,18}\Z"
 # R1: each side at most 7680 pixels, and at most 7680 × 4320 pixels in all.
 MAX_SIDE = 7680
 MAX_PIXELS = 7680 * 4320
@@ -15,7 +19,7 @@ MAX_PIXELS = 7680 * 4320
 MAX_CAMERAS_PER_DEVICE = 8
 
 serial_validator = RegexValidator(
-    SERIAL_PATTERN,
+    SERIAL_REGEX,
     _("Use 1–18 characters: lowercase letters, digits and underscores."),
     code="invalid_serial",
 )
@@ -48,7 +52,7 @@ class FieldDevice(models.Model):
                 name="device_max_streams_1_8",
             ),
             models.CheckConstraint(
-                condition=Q(serial__regex=SERIAL_PATTERN), name="device_serial_format"
+                condition=Q(serial__regex=SERIAL_REGEX), name="device_serial_format"
             ),
         ]
 
@@ -103,7 +107,13 @@ class Camera(models.Model):
 
     def clean(self):
         super().clean()
-        if self.width and self.height and self.width * self.height > MAX_PIXELS:
+        # clean() runs even when clean_fields() rejected a side, which then is still the
+        # raw input (a string, None): compare only two integers.
+        if (
+            isinstance(self.width, int)
+            and isinstance(self.height, int)
+            and self.width * self.height > MAX_PIXELS
+        ):
             from django.core.exceptions import ValidationError
 
             raise ValidationError(

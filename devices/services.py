@@ -53,6 +53,15 @@ def _apply(obj, fields: tuple[str, ...], values: dict[str, Any]) -> dict[str, An
     return changed
 
 
+def _locked(model, **lookups):
+    """The row, locked for the caller's transaction; NotFound when the tenant has no such
+    row (another tenant's object is a 404, never a 500)."""
+    obj = model.objects.select_for_update().filter(**lookups).first()
+    if obj is None:
+        raise NotFound(_("Not found."))
+    return obj
+
+
 def _save_device(device: FieldDevice) -> None:
     try:
         with transaction.atomic():
@@ -94,7 +103,7 @@ def device_create(
 def device_update(
     *, tenant: Tenant, device: FieldDevice, actor: Actor = None, **values: Any
 ) -> FieldDevice:
-    device = FieldDevice.objects.select_for_update().get(pk=device.pk, tenant=tenant)
+    device = _locked(FieldDevice, pk=device.pk, tenant=tenant)
     changed = _apply(device, DEVICE_FIELDS, values)
     if not changed:
         return device
@@ -124,7 +133,7 @@ def device_delete(*, tenant: Tenant, device: FieldDevice, actor: Actor = None) -
     """Delete a device, its cameras and sessions. Must run inside the caller's transaction:
     licensing's `device_delete_unbinding` unbinds the device's licenses first (R7)."""
     assert transaction.get_connection().in_atomic_block, "device_delete needs a transaction"
-    device = FieldDevice.objects.select_for_update().get(pk=device.pk, tenant=tenant)
+    device = _locked(FieldDevice, pk=device.pk, tenant=tenant)
     audit_record(
         tenant=tenant,
         action="device.deleted",
@@ -149,7 +158,11 @@ def camera_create(
 ) -> Camera:
     # Lock the device so two concurrent creators cannot both take the last slot; the
     # unique (device, slot) constraint backs this up in the database.
-    device = FieldDevice.objects.select_for_update().get(pk=device.pk, tenant=tenant)
+    device = FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).first()
+    if device is None:
+        raise InvalidInput(
+            _("Unknown device."), errors={"device": [_("No such device in this tenant.")]}
+        )
     taken = set(Camera.objects.filter(device=device).values_list("slot", flat=True))
     free = [s for s in range(1, MAX_CAMERAS_PER_DEVICE + 1) if s not in taken]
     camera = Camera(
@@ -187,7 +200,7 @@ def camera_create(
 
 @transaction.atomic
 def camera_update(*, tenant: Tenant, camera: Camera, actor: Actor = None, **values: Any) -> Camera:
-    camera = Camera.objects.select_for_update().get(pk=camera.pk, device__tenant=tenant)
+    camera = _locked(Camera, pk=camera.pk, device__tenant=tenant)
     changed = _apply(camera, CAMERA_FIELDS, values)
     if changed:
         _validate(camera, exclude=["device", "slot"])
@@ -200,7 +213,7 @@ def camera_update(*, tenant: Tenant, camera: Camera, actor: Actor = None, **valu
 
 @transaction.atomic
 def camera_delete(*, tenant: Tenant, camera: Camera, actor: Actor = None) -> None:
-    camera = Camera.objects.select_for_update().get(pk=camera.pk, device__tenant=tenant)
+    camera = _locked(Camera, pk=camera.pk, device__tenant=tenant)
     audit_record(
         tenant=tenant,
         action="camera.deleted",
@@ -226,7 +239,7 @@ def cockpit_create(*, tenant: Tenant, name: str, actor: Actor = None) -> RemoteC
 def cockpit_update(
     *, tenant: Tenant, cockpit: RemoteCockpit, actor: Actor = None, **values: Any
 ) -> RemoteCockpit:
-    cockpit = RemoteCockpit.objects.select_for_update().get(pk=cockpit.pk, tenant=tenant)
+    cockpit = _locked(RemoteCockpit, pk=cockpit.pk, tenant=tenant)
     if "name" in values and isinstance(values["name"], str):
         values["name"] = values["name"].strip()
     changed = _apply(cockpit, COCKPIT_FIELDS, values)
@@ -241,7 +254,7 @@ def cockpit_update(
 
 @transaction.atomic
 def cockpit_delete(*, tenant: Tenant, cockpit: RemoteCockpit, actor: Actor = None) -> None:
-    cockpit = RemoteCockpit.objects.select_for_update().get(pk=cockpit.pk, tenant=tenant)
+    cockpit = _locked(RemoteCockpit, pk=cockpit.pk, tenant=tenant)
     audit_record(
         tenant=tenant,
         action="cockpit.deleted",
@@ -287,7 +300,7 @@ def control_session_acquire(
         )
     # The device row lock serialises acquirers of one device on PostgreSQL; the partial
     # unique constraint is the last word if anything bypasses this path.
-    FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).get()
+    _locked(FieldDevice, pk=device.pk, tenant=tenant)
     holder = (
         ControlSession.objects.select_for_update()
         .filter(device=device, ended_at__isnull=True)

@@ -31,7 +31,13 @@ class Requirement:
 def aggregate_pixels(pixels: Iterable[int], max_concurrent_streams: int | None = None) -> int:
     """Sum of the k largest streams when the device sets k = max_concurrent_streams, else all."""
     values = sorted((int(p) for p in pixels), reverse=True)
+    # Callers validate sizes and k (models, serializers); a negative size or k < 1 here is a
+    # bug upstream, and silently answering "1 license" would hide it.
+    if values and values[-1] < 0:
+        raise ValueError("pixel counts cannot be negative")
     if max_concurrent_streams is not None:
+        if max_concurrent_streams < 1:
+            raise ValueError("max_concurrent_streams must be at least 1")
         values = values[:max_concurrent_streams]
     return sum(values)
 

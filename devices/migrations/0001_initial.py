@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             name='FieldDevice',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('serial', models.CharField(max_length=18, validators=[django.core.validators.RegexValidator('^[a-z0-9_]{1,18}$', 'Use 1–18 characters: lowercase letters, digits and underscores.', code='invalid_serial')], verbose_name='serial')),
+                ('serial', models.CharField(max_length=18, validators=[django.core.validators.RegexValidator('\\A[a-z0-9_]{1,18}\\Z', 'Use 1–18 characters: lowercase letters, digits and underscores.', code='invalid_serial')], verbose_name='serial')),
                 ('name', models.CharField(blank=True, max_length=200, verbose_name='name')),
                 ('max_concurrent_streams', models.PositiveSmallIntegerField(blank=True, help_text='Leave empty when every enabled camera may stream at once.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(8)], verbose_name='max concurrent streams')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created')),
@@ -93,7 +93,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='fielddevice',
-            constraint=models.CheckConstraint(condition=models.Q(('serial__regex', '^[a-z0-9_]{1,18}$')), name='device_serial_format'),
+            constraint=models.CheckConstraint(condition=models.Q(('serial__regex', '\\A[a-z0-9_]{1,18}\\Z')), name='device_serial_format'),
         ),
         migrations.AddConstraint(
             model_name='camera',

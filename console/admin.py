@@ -1,0 +1,403 @@
+"""Staff admin for console models: users, tenants, memberships, API keys, the audit trail.
+
+State changes that the product audits go through console.services (suspend/activate, API
+keys); the audit trail itself is read-only here.
+"""
+
+import importlib
+import importlib.util
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from console.models import ApiKey, AuditEvent, Membership, Tenant, User
+from console.services import api_key_create, api_key_revoke, audit_record, tenant_set_status
+
+
+class UserCreationForm(AdminUserCreationForm):
+    """The admin's add form for an email login: no username."""
+
+    class Meta:
+        model = User
+        fields = ("email",)
+
+    def clean_email(self):
+        email = User.objects.normalize_email(self.cleaned_data.get("email", "")).lower()
+        # The column is unique as typed; the login is case-insensitive, so check that too.
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(_("A user with this email address already exists."))
+        return email
+
+
+class UserEditForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+    def clean_email(self):
+        email = User.objects.normalize_email(self.cleaned_data.get("email", "")).lower()
+        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(_("A user with this email address already exists."))
+        return email
+
+
+def _audit_memberships(request, formset) -> None:
+    """Save a memberships inline and audit each change: who may act for a tenant is part
+    of its trail, whichever admin page changed it."""
+    instances = formset.save(commit=False)
+    for membership in formset.deleted_objects:
+        audit_record(
+            tenant=membership.tenant,
+            action="membership.deleted",
+            target=membership,
+            actor=request.user,
+            data={"user": membership.user.email, "role": membership.role},
+        )
+        membership.delete()
+    for membership in instances:
+        created = membership.pk is None
+        membership.save()
+        audit_record(
+            tenant=membership.tenant,
+            action="membership.created" if created else "membership.updated",
+            target=membership,
+            actor=request.user,
+            data={"user": membership.user.email, "role": membership.role},
+        )
+    formset.save_m2m()
+
+
+class UserMembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "user"
+    extra = 0
+    autocomplete_fields = ("tenant",)
+    fields = ("tenant", "role", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = UserEditForm
+    add_form = UserCreationForm
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        (_("Personal info"), {"fields": ("full_name", "language")}),
+        (
+            _("Permissions"),
+            {
+                "fields": (
+                    "is_active",
+                    "is_staff",
+                    "is_superuser",
+                    "groups",
+                    "user_permissions",
+                )
+            },
+        ),
+        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("email", "usable_password", "password1", "password2"),
+            },
+        ),
+    )
+    list_display = ("email", "full_name", "language", "is_staff", "is_active", "date_joined")
+    list_filter = ("is_staff", "is_superuser", "is_active", "language", "memberships__tenant")
+    search_fields = ("email", "full_name")
+    ordering = ("email",)
+    readonly_fields = ("last_login", "date_joined")
+    inlines = (UserMembershipInline,)
+
+    def get_inlines(self, request, obj):
+        # The add form is the password form; memberships come once the user exists.
+        return self.inlines if obj is not None else ()
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Membership:
+            _audit_memberships(request, formset)
+        else:
+            super().save_formset(request, form, formset, change)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "tenant"
+    extra = 0
+    autocomplete_fields = ("user",)
+    fields = ("user", "role", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "slug",
+        "status",
+        "language",
+        "contract_unit_price",
+        "created_at",
+    )
+    list_filter = ("status", "language", "created_at")
+    search_fields = ("name", "slug")
+    ordering = ("name",)
+    # Status changes are audited: the suspend/activate actions go through the service.
+    readonly_fields = ("status", "created_at")
+    inlines = (MembershipInline,)
+    actions = ("suspend", "activate")
+
+    def has_add_permission(self, request):
+        # A tenant is born with its owner: `manage.py createtenant` or confirming a beta
+        # application (R9) create both in one transaction.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a tenant would take its licenses, orders and audit trail with it.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            audit_record(
+                tenant=obj,
+                action="tenant.updated",
+                target=obj,
+                actor=request.user,
+                data={name: str(form.cleaned_data[name]) for name in form.changed_data},
+            )
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Membership:
+            _audit_memberships(request, formset)
+        else:
+            super().save_formset(request, form, formset, change)
+
+    def _set_status(self, request, queryset: QuerySet, status: str) -> None:
+        for tenant in queryset:
+            tenant_set_status(tenant=tenant, status=status, actor=request.user, reason="admin")
+        self.message_user(
+            request,
+            ngettext("%(n)d tenant updated.", "%(n)d tenants updated.", len(queryset))
+            % {"n": len(queryset)},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Suspend selected tenants (their API calls get 403)"))
+    def suspend(self, request, queryset):
+        self._set_status(request, queryset, Tenant.Status.SUSPENDED)
+
+    @admin.action(description=_("Activate selected tenants"))
+    def activate(self, request, queryset):
+        self._set_status(request, queryset, Tenant.Status.ACTIVE)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "tenant", "role", "created_at")
+    list_filter = ("role", "tenant")
+    list_select_related = ("user", "tenant")
+    search_fields = ("user__email", "user__full_name", "tenant__name", "tenant__slug")
+    autocomplete_fields = ("user", "tenant")
+    readonly_fields = ("created_at",)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(
+            tenant=obj.tenant,
+            action="membership.updated" if change else "membership.created",
+            target=obj,
+            actor=request.user,
+            data={"user": obj.user.email, "role": obj.role},
+        )
+
+    def delete_model(self, request, obj):
+        audit_record(
+            tenant=obj.tenant,
+            action="membership.deleted",
+            target=obj,
+            actor=request.user,
+            data={"user": obj.user.email, "role": obj.role},
+        )
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("user", "tenant"):
+            self.delete_model(request, obj)
+
+
+class ApiKeyStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("active", _("Active")), ("revoked", _("Revoked")))
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("tenant", "name", "role")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "tenant",
+        "role",
+        "prefix",
+        "is_active",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = (ApiKeyStateFilter, "role", "tenant")
+    list_select_related = ("tenant",)
+    search_fields = ("name", "prefix", "tenant__name", "tenant__slug")
+    autocomplete_fields = ("tenant",)
+    actions = ("revoke",)
+
+    @admin.display(boolean=True, description=_("active"))
+    def is_active(self, obj: ApiKey) -> bool:
+        return obj.is_active
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("tenant", "name", "role")
+        return (
+            "tenant",
+            "name",
+            "role",
+            "prefix",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        # Only the label may change; a key's tenant and role are what it was issued for.
+        return (
+            "tenant",
+            "role",
+            "prefix",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        # Revoke instead: the audit trail keeps pointing at the key.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw = api_key_create(
+            tenant=obj.tenant, name=obj.name, role=obj.role, actor=request.user
+        )
+        # The admin goes on with `obj` (log entry, redirect): make it the stored key.
+        obj.__dict__.update(
+            {f.attname: getattr(key, f.attname) for f in ApiKey._meta.concrete_fields}
+        )
+        obj._state.adding = False
+        # The raw key exists only in this response; only its digest is stored.
+        self.message_user(
+            request,
+            _("Copy the new API key now; it will not be shown again: %(key)s") % {"key": raw},
+            messages.WARNING,
+        )
+
+    @admin.action(description=_("Revoke selected API keys"))
+    def revoke(self, request, queryset):
+        count = 0
+        for key in queryset.select_related("tenant"):
+            if key.revoked_at is None:
+                api_key_revoke(tenant=key.tenant, key=key, actor=request.user)
+                count += 1
+        self.message_user(
+            request,
+            ngettext("%(n)d key revoked.", "%(n)d keys revoked.", count) % {"n": count},
+            messages.SUCCESS,
+        )
+
+
+class AuditActorFilter(admin.SimpleListFilter):
+    title = _("actor kind")
+    parameter_name = "actor_kind"
+
+    def lookups(self, request, model_admin):
+        return (("user", _("A user")), ("other", _("API key, command or job")))
+
+    def queryset(self, request, queryset):
+        if self.value() == "user":
+            return queryset.filter(actor__isnull=False)
+        if self.value() == "other":
+            return queryset.filter(actor__isnull=True)
+        return queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail: append-only, so staff may read it but never add, change or delete."""
+
+    list_display = ("created_at", "tenant", "action", "target_type", "target_id", "who")
+    list_filter = ("action", "tenant", "created_at", "target_type", AuditActorFilter)
+    list_select_related = ("tenant", "actor")
+    search_fields = ("action", "target_id", "actor_label", "actor__email", "tenant__name")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "created_at",
+        "tenant",
+        "actor",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_id",
+        "data",
+    )
+
+    @admin.display(description=_("actor"), ordering="actor_label")
+    def who(self, obj: AuditEvent) -> str:
+        return obj.actor_label or str(obj.actor or "")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# Beta applications (R9) keep their admin beside their services, in console/admin_beta.py;
+# Django only autodiscovers `console.admin`, so it is loaded from here once it exists.
+if importlib.util.find_spec("console.admin_beta") is not None:
+    importlib.import_module("console.admin_beta")
