@@ -7,3 +7,14 @@ app_name = "billing"
 urlpatterns = [
     path("orders/<int:order_id>/receipt/", views.order_receipt, name="order-receipt"),
 ]
+
+# The customer's order pages. Like the other console pages (and the shell's navigation,
+# which looks for `orders`) their names are not namespaced, so console/urls.py includes this
+# list on its own; the receipt keeps its "billing:" name, which the API's links use.
+order_page_patterns = [
+    path("orders/", views.order_list, name="orders"),
+    path("orders/new/", views.order_new, name="order-new"),
+    path("orders/renew/", views.order_renew, name="order-renew"),
+    path("orders/<int:order_id>/", views.order_detail, name="order-detail"),
+    path("orders/<int:order_id>/refund/", views.order_refund, name="order-refund"),
+]

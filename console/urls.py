@@ -2,12 +2,21 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing.urls import order_page_patterns
 from console import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("console.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # Billing pages (the receipt at /orders/<id>/receipt/).
+    path("", include("billing.urls")),
+    # Customer pages: devices, licenses (and the device page, which binds them), orders.
+    path("", include("devices.urls")),
+    path("", include("licensing.urls")),
+    path("", include(order_page_patterns)),
+    path("", include("console.urls_console")),
 ]
