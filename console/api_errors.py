@@ -6,15 +6,19 @@ Validation errors carry field messages under `errors`; every other error has an 
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import DateTimeField
+from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
 from console.errors import ServiceError
 
+# Codes for DRF's own exceptions, by status. An exception class may name its own code by
+# setting an upper-case `default_code` (e.g. TENANT_SUSPENDED).
 _CODES = {
     status.HTTP_400_BAD_REQUEST: "INVALID",
     status.HTTP_401_UNAUTHORIZED: "NOT_AUTHENTICATED",
@@ -29,33 +33,27 @@ _CODES = {
 }
 
 
-def _flatten(detail) -> dict[str, list[str]]:
+def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as flat `{"field": [messages]}`.
+
+    Nested fields are joined with dots: `{"cameras": {2: ["…"]}}` → `{"cameras.2": ["…"]}`;
+    messages not tied to a field go under `non_field_errors`."""
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
-        for field, value in detail.items():
-            if isinstance(value, dict):
-                for sub, msgs in _flatten(value).items():
-                    out[f"{field}.{sub}"] = msgs
-            elif isinstance(value, list):
-                msgs = []
-                for i, item in enumerate(value):
-                    if isinstance(item, dict | list) and not isinstance(item, str):
-                        for sub, sub_msgs in _flatten(
-                            item if isinstance(item, dict) else {str(i): item}
-                        ).items():
-                            out[
-                                f"{field}.{i}.{sub}" if isinstance(item, dict) else f"{field}.{sub}"
-                            ] = sub_msgs
-                    else:
-                        msgs.append(str(item))
-                if msgs:
-                    out[field] = msgs
-            else:
-                out[field] = [str(value)]
+        for name, value in detail.items():
+            out.update(flatten_errors(value, f"{prefix}.{name}" if prefix else str(name)))
         return out
+    key = prefix or api_settings.NON_FIELD_ERRORS_KEY
     if isinstance(detail, list):
-        return {"non_field_errors": [str(m) for m in detail]}
-    return {"non_field_errors": [str(detail)]}
+        messages: list[str] = []
+        nested: dict[str, list[str]] = {}
+        for index, item in enumerate(detail):
+            if isinstance(item, dict | list):
+                nested.update(flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)))
+            else:
+                messages.append(str(item))
+        return {key: messages, **nested} if messages else nested
+    return {key: [str(detail)]}
 
 
 def error_body(code: str, detail, errors: dict | None = None, **extra) -> dict:
@@ -64,51 +62,59 @@ def error_body(code: str, detail, errors: dict | None = None, **extra) -> dict:
     return body
 
 
-def _serialise(value):
-    if hasattr(value, "isoformat"):
+def _json_value(value):
+    # Times in error extras (a lease's end) read like every other time: ISO 8601 with offset.
+    if hasattr(value, "isoformat") and hasattr(value, "tzinfo"):
         return DateTimeField().to_representation(value)
     return value
+
+
+def _validation_detail(errors: dict[str, list[str]]) -> str:
+    for field, messages in errors.items():
+        if messages:
+            if field == api_settings.NON_FIELD_ERRORS_KEY:
+                return messages[0]
+            return f"{field}: {messages[0]}"
+    return _("Invalid input.")
 
 
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         set_rollback()
-        extra = {k: _serialise(v) for k, v in exc.extra.items()}
-        return Response(
-            error_body(exc.code, exc.detail, exc.errors, **extra), status=exc.status_code
-        )
+        extra = {name: _json_value(value) for name, value in exc.extra.items()}
+        body = error_body(exc.code, exc.detail, exc.errors, **extra)
+        return Response(body, status=exc.status_code)
+
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if not isinstance(exc, exceptions.APIException):
-        return None
+        return None  # a bug, not bad input: let it surface as a 500 and be fixed
+
     set_rollback()
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(int(exc.wait))
+
     if isinstance(exc, exceptions.ValidationError):
-        errors = _flatten(exc.detail)
-        first = next(iter(errors.values()))[0] if errors else _("Invalid input.")
-        return Response(
-            error_body("INVALID", first, errors), status=exc.status_code, headers=headers
-        )
-    code = _CODES.get(exc.status_code, "ERROR")
-    if exc.default_code not in (
-        "error",
-        "permission_denied",
-        "not_authenticated",
-        "not_found",
-        "authentication_failed",
-        "method_not_allowed",
-        "parse_error",
-        "unsupported_media_type",
-        "not_acceptable",
-        "throttled",
-    ):
-        code = str(exc.default_code).upper()
-    if isinstance(exc, exceptions.ParseError):
-        code = "INVALID"
-    return Response(error_body(code, exc.detail), status=exc.status_code, headers=headers)
+        errors = flatten_errors(exc.detail)
+        body = error_body("INVALID", _validation_detail(errors), errors)
+    else:
+        code = str(exc.default_code)
+        if not code.isupper():
+            code = _CODES.get(exc.status_code, "ERROR")
+        body = error_body(code, exc.detail)
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+@csrf_exempt
+def api_not_found(request, *args, **kwargs):
+    """Any path under /api/v1/ that names no endpoint: a 404 in the API's error shape."""
+    return JsonResponse(
+        error_body("NOT_FOUND", _("Not found.")),
+        status=404,
+        json_dumps_params={"ensure_ascii": False},
+    )

@@ -1,7 +1,42 @@
+"""The customer console's pages: accounts, the beta application (R9) and, once the
+application is confirmed, the tenant's shell (dashboard, API keys, team).
+
+Until a user belongs to a tenant the application status page is all they see; every
+member page gets its objects through tenant-scoped querysets, so another tenant's id is a
+404.
+"""
+
+from collections import Counter
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.db.models import Min
+from django.http import HttpResponseForbidden, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from console import beta_services
+from console.beta_selectors import beta_application_audit_trail, beta_application_current
+from console.errors import ServiceError
+from console.forms import (
+    ApiKeyCreateForm,
+    BetaApplicationForm,
+    EmailAuthenticationForm,
+    SignUpForm,
+    WithdrawForm,
+)
+from console.models import ApiKey, BetaApplication, Membership, User
+from console.services import api_key_create, api_key_revoke
+from licensing.selectors import device_licensing, devices_with_license_counts, license_list
 
 
 @never_cache
@@ -15,3 +50,284 @@ def healthz(request):
     except DatabaseError:
         return JsonResponse({"status": "error", "detail": "database unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+# --- Tenancy helpers ------------------------------------------------------------------------
+
+MANAGER_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
+
+
+def current_membership(request) -> Membership | None:
+    """The tenant the user works in: the one chosen in the session, else their first
+    membership — the same rule the API's session authentication uses."""
+    # Under the API, DRF may have put a key's principal in request.user: no membership.
+    if not isinstance(request.user, User) or not request.user.is_authenticated:
+        return None
+    memberships = Membership.objects.select_related("tenant").filter(user=request.user)
+    tenant_id = request.session.get("tenant_id")
+    if tenant_id:
+        chosen = memberships.filter(tenant_id=tenant_id).first()
+        if chosen is not None:
+            return chosen
+    return memberships.order_by("created_at", "id").first()
+
+
+def member_required(view):
+    """Logged in and a member of a tenant; a user without one is sent to their application
+    (R9: until confirmation that is all the console shows them)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        membership = current_membership(request)
+        if membership is None:
+            return redirect("application")
+        request.membership = membership
+        request.tenant = membership.tenant
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _form_errors_from(form, exc: ServiceError) -> None:
+    """Show a service's error on the form: field errors where the field exists."""
+    placed = False
+    for field, messages_ in exc.errors.items():
+        target = field if field in form.fields else None
+        for message in messages_:
+            form.add_error(target, message)
+            placed = True
+    if not placed:
+        form.add_error(None, str(exc.detail))
+
+
+# --- Accounts -------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("dashboard")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save(commit=False)
+        language = translation.get_language()
+        if language in dict(settings.LANGUAGES):
+            user.language = language
+        user.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Welcome! Tell us about your project to join the beta."))
+        return redirect("apply")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+class LoginView(auth_views.LoginView):
+    authentication_form = EmailAuthenticationForm
+    redirect_authenticated_user = True
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset, with links built from SITE_URL (the request's host may be an
+    internal name behind the proxy) and an HTML alternative."""
+
+    email_template_name = "registration/password_reset_email.txt"
+    html_email_template_name = "registration/password_reset_email.html"
+    subject_template_name = "registration/password_reset_subject.txt"
+    success_url = reverse_lazy("password_reset_done")
+
+    def form_valid(self, form):
+        self.extra_email_context = {
+            "site_url": settings.SITE_URL,
+            "product_name": _("Field Console"),
+        }
+        return super().form_valid(form)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    success_url = reverse_lazy("password_reset_complete")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    # Not registration/password_change_form.html: that name would also restyle the admin's
+    # own password change page.
+    template_name = "registration/change_password.html"
+    success_url = reverse_lazy("password_change_done")
+
+
+# --- Beta application (R9) ------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def dashboard(request):
+    membership = current_membership(request)
+    if membership is None:
+        return redirect("application")
+    tenant = membership.tenant
+    now = timezone.now()
+    statuses = Counter(
+        device_licensing(device, licenses_valid=device.lic_valid).status
+        for device in devices_with_license_counts(tenant, at=now)
+    )
+    valid = license_list(tenant, status="active", at=now)
+    context = {
+        "tenant": tenant,
+        "membership": membership,
+        "devices_total": sum(statuses.values()),
+        "devices_licensed": statuses["licensed"],
+        "devices_under_licensed": statuses["under_licensed"],
+        "devices_unlicensed": statuses["unlicensed"],
+        "licenses_valid": valid.count(),
+        "licenses_unbound": valid.filter(device__isnull=True).count(),
+        "next_expiry": valid.aggregate(at=Min("expires_at"))["at"],
+        "api_keys_active": ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count(),
+    }
+    return render(request, "console/dashboard.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def apply(request):
+    if current_membership(request) is not None:
+        return redirect("dashboard")
+    current = beta_application_current(applicant=request.user)
+    if current is not None and current.is_open:
+        return redirect("application")
+    language = translation.get_language()
+    initial = {
+        "email": request.user.email,
+        "contact_name": request.user.full_name,
+        "language": language if language in dict(settings.LANGUAGES) else request.user.language,
+    }
+    form = BetaApplicationForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            beta_services.beta_application_submit(applicant=request.user, **form.cleaned_data)
+        except ServiceError as exc:
+            _form_errors_from(form, exc)
+        else:
+            messages.success(request, _("Thank you: your application is submitted."))
+            return redirect("application")
+    return render(request, "console/apply.html", {"form": form, "previous": current})
+
+
+@login_required
+@require_GET
+def application(request):
+    current = beta_application_current(applicant=request.user)
+    if current is None:
+        return redirect("apply")
+    # The applicant sees when the state changed, and a rejection's reason; other reasons
+    # and the reviewers' names stay internal.
+    history = [
+        {
+            "at": event.created_at,
+            "state": event.data.get("to", ""),
+            "state_label": BetaApplication.State(event.data["to"]).label
+            if event.data.get("to") in BetaApplication.State.values
+            else event.action,
+            "reason": event.data.get("reason", "")
+            if event.data.get("to") == BetaApplication.State.REJECTED
+            else "",
+        }
+        for event in beta_application_audit_trail(current)
+    ]
+    context = {
+        "application": current,
+        "history": history,
+        "withdraw_form": WithdrawForm() if current.can_withdraw else None,
+        "is_member": current_membership(request) is not None,
+    }
+    return render(request, "console/application.html", context)
+
+
+@login_required
+@require_POST
+def application_withdraw(request, pk: int):
+    app = get_object_or_404(BetaApplication, pk=pk, applicant=request.user)
+    form = WithdrawForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("The reason is too long."))
+        return redirect("application")
+    try:
+        beta_services.beta_application_withdraw(
+            application=app, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+    except ServiceError as exc:
+        messages.error(request, str(exc.detail))
+    else:
+        messages.success(request, _("Your application is withdrawn."))
+    return redirect("application")
+
+
+# --- Tenant shell ---------------------------------------------------------------------------
+
+
+def _can_manage_keys(request) -> bool:
+    return request.membership.role in MANAGER_ROLES
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request):
+    tenant = request.tenant
+    can_manage = _can_manage_keys(request)
+    form = ApiKeyCreateForm(request.POST or None)
+    created = None
+    raw_key = None
+    if request.method == "POST":
+        if not can_manage:
+            return HttpResponseForbidden(_("Only owners and admins can create API keys."))
+        if form.is_valid():
+            try:
+                created, raw_key = api_key_create(
+                    tenant=tenant,
+                    name=form.cleaned_data["name"],
+                    role=form.cleaned_data["role"],
+                    actor=request.user,
+                )
+            except ServiceError as exc:
+                _form_errors_from(form, exc)
+            else:
+                # The raw key is shown in this response only: it is never stored, so a
+                # redirect could not show it again.
+                form = ApiKeyCreateForm()
+    keys = (
+        ApiKey.objects.filter(tenant=tenant)
+        .select_related("created_by")
+        .order_by("revoked_at", "-created_at")
+    )
+    context = {
+        "tenant": tenant,
+        "keys": keys,
+        "form": form,
+        "can_manage": can_manage,
+        "created": created,
+        "raw_key": raw_key,
+    }
+    response = render(request, "console/api_keys.html", context)
+    if raw_key:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@member_required
+@require_POST
+def api_key_revoke_view(request, pk: int):
+    if not _can_manage_keys(request):
+        return HttpResponseForbidden(_("Only owners and admins can revoke API keys."))
+    key = get_object_or_404(ApiKey, pk=pk, tenant=request.tenant)
+    api_key_revoke(tenant=request.tenant, key=key, actor=request.user)
+    messages.success(request, _("The key %(prefix)s… is revoked.") % {"prefix": key.prefix})
+    return redirect("api-keys")
+
+
+@member_required
+@require_GET
+def team(request):
+    members = (
+        Membership.objects.filter(tenant=request.tenant)
+        .select_related("user")
+        .order_by("created_at", "id")
+    )
+    return render(request, "console/team.html", {"tenant": request.tenant, "members": members})

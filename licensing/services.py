@@ -2,6 +2,7 @@
 before control. Billing calls these; licensing never calls billing."""
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from devices import services as device_services
 from devices.models import Camera, ControlSession, FieldDevice, RemoteCockpit
 from licensing.models import License
 from licensing.requirements import licenses_for_pixels, requirement
-from licensing.selectors import devices_with_license_counts
+from licensing.selectors import EntitlementInputs, device_entitlement_inputs
 
 MAX_YEARS = 10
 
@@ -99,7 +100,10 @@ def _lock_tenant(tenant: Tenant) -> None:
 
 def _device_of(tenant: Tenant, device: FieldDevice | int) -> FieldDevice:
     device_id = device.pk if isinstance(device, FieldDevice) else device
-    found = FieldDevice.objects.filter(tenant=tenant, pk=device_id).first()
+    # Locked, so a concurrent device_delete_unbinding (which locks the device first) either
+    # sees this binding or makes this call fail with "unknown device" — never a license
+    # bound to a deleted device.
+    found = FieldDevice.objects.select_for_update().filter(tenant=tenant, pk=device_id).first()
     if found is None:
         raise InvalidInput(
             _("Unknown device."), errors={"device": [_("No such device in this tenant.")]}
@@ -202,8 +206,14 @@ def licenses_bind_count(
 @transaction.atomic
 def device_delete_unbinding(*, tenant: Tenant, device: FieldDevice, actor: Actor = None) -> int:
     """R7: delete a device; its licenses are unbound (audited) in the same transaction."""
-    FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).get()
-    bound = list(License.objects.select_for_update().filter(tenant=tenant, device=device))
+    # The device lock comes first: binders lock the device too, so no license can be bound
+    # to it between the read below and the delete.
+    if not FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).exists():
+        raise NotFound(_("Not found."))
+    # Locked in id order, the order renewal uses, so the two cannot deadlock.
+    bound = list(
+        License.objects.select_for_update().filter(tenant=tenant, device=device).order_by("id")
+    )
     if bound:
         License.objects.filter(pk__in=[lic.pk for lic in bound]).update(device=None)
         audit_record_many(
@@ -247,6 +257,9 @@ def licenses_renew(
             errors={"licenses": [_("Name at least one license.")]},
         )
     with transaction.atomic():
+        # Tenant first, as binding does: renewals and binders of one tenant queue up instead
+        # of locking the same licenses in different orders (expiry vs id) and deadlocking.
+        _lock_tenant(tenant)
         licenses = list(
             License.objects.select_for_update().filter(tenant=tenant, pk__in=ids).order_by("id")
         )
@@ -266,22 +279,22 @@ def licenses_renew(
                 extra={"licenses": lapsed},
             )
         extensions = []
+        # Licenses from one order share an expiry, so grouping by (from, to) turns one
+        # audit insert per license into one bulk insert per distinct expiry.
+        by_change: dict[tuple[dt.datetime, dt.datetime], list[License]] = defaultdict(list)
         for lic in licenses:
             new = expiry_after_years(from_date=lic.last_service_date, years=years)
             extensions.append(Extension(lic.pk, lic.expires_at, new))
+            by_change[(lic.expires_at, new)].append(lic)
             lic.expires_at = new
-        License.objects.bulk_update(licenses, ["expires_at"])
-        for ext in extensions:
-            audit_record(
+        License.objects.bulk_update(licenses, ["expires_at"], batch_size=2000)
+        for (previous, new), group in by_change.items():
+            audit_record_many(
                 tenant=tenant,
                 action="license.renewed",
-                target=next(lic for lic in licenses if lic.pk == ext.license_id),
+                targets=group,
                 actor=actor,
-                data={
-                    "years": years,
-                    "from": ext.previous_expires_at.isoformat(),
-                    "to": ext.new_expires_at.isoformat(),
-                },
+                data={"years": years, "from": previous.isoformat(), "to": new.isoformat()},
             )
     return extensions
 
@@ -330,17 +343,17 @@ def choose_cameras(
     return kept, denied
 
 
-def _device_for_decision(tenant: Tenant, device_id: int, at: dt.datetime) -> FieldDevice:
-    device = devices_with_license_counts(tenant, at=at).filter(pk=device_id).first()
+def _device_for_decision(tenant: Tenant, device_id: int, at: dt.datetime) -> EntitlementInputs:
+    device = device_entitlement_inputs(tenant, device_id, at=at)
     if device is None:
         raise NotFound(_("Not found."))
     return device
 
 
-def _mark_served(device: FieldDevice, at: dt.datetime) -> int:
+def _mark_served(device: FieldDevice | EntitlementInputs, at: dt.datetime) -> int:
     """R10: every valid license bound to the device when it served gets first_served_at."""
     return (
-        License.objects.filter(device=device, first_served_at__isnull=True)
+        License.objects.filter(device_id=device.pk, first_served_at__isnull=True)
         .valid_at(at)
         .update(first_served_at=at)
     )
@@ -354,11 +367,11 @@ def entitlement_decide(
     at: dt.datetime | None = None,
 ) -> Entitlement:
     """R6: may this device push these streams now? The gateways' hot path: in steady state
-    (licenses already marked served) two SQL statements, whatever the number of cameras and
+    (licenses already marked served) one SQL statement, whatever the number of cameras and
     licenses."""
     at = at or timezone.now()
     device = _device_for_decision(tenant, device_id, at)
-    cameras = list(device.cameras.all())
+    cameras = device.cameras
     if camera_ids is None:
         requested = [c for c in cameras if c.enabled]
     else:
@@ -424,7 +437,8 @@ def control_acquire(
         )
     # Lock the device before reading its licenses, so a concurrent unbind cannot slip between
     # the check and the grant.
-    FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).get()
+    if not FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).exists():
+        raise NotFound(_("Not found."))
     _require_valid_license(tenant, device, at)
     session, created = device_services.control_session_acquire(
         tenant=tenant, device=device, cockpit=cockpit, force=force, at=at, actor=actor
@@ -476,3 +490,103 @@ def control_release(
         return device_services.control_session_end(
             tenant=tenant, session=session, at=at, actor=actor
         )
+
+
+# --- R10: refunds (called by billing; licensing never calls billing) -----------------------
+
+
+def licenses_refund(
+    *,
+    tenant: Tenant,
+    license_ids: Sequence[int],
+    at: dt.datetime | None = None,
+    actor: Actor = None,
+    audit_data: dict | None = None,
+) -> list[License]:
+    """R10: mark licenses refunded and unbind them, so they never count again. Whether the
+    money may go back (nothing served yet) is the caller's rule, checked under its lock.
+    Set-based, audited in bulk (one statement per device, not per license). Caller's
+    transaction."""
+    at = at or timezone.now()
+    ids = sorted(set(license_ids))
+    # Chunks keep each statement under SQLite's bound-variable limit (a grant may be 100,000).
+    chunks = [ids[i : i + 5000] for i in range(0, len(ids), 5000)]
+    with transaction.atomic():
+        licenses = [
+            lic
+            for chunk in chunks
+            for lic in License.objects.select_for_update()
+            .filter(tenant=tenant, pk__in=chunk)
+            .order_by("id")
+        ]
+        if len(licenses) != len(ids):
+            raise InvalidInput(
+                _("Unknown license."), errors={"licenses": [_("No such license in this tenant.")]}
+            )
+        for chunk in chunks:
+            License.objects.filter(pk__in=chunk).update(
+                status=License.Status.REFUNDED, refunded_at=at, device=None
+            )
+        by_device: dict[int | None, list[License]] = {}
+        for lic in licenses:
+            by_device.setdefault(lic.device_id, []).append(lic)
+            lic.status, lic.refunded_at, lic.device = License.Status.REFUNDED, at, None
+        for device_id, group in by_device.items():
+            # The device each was unbound from is part of the record (R7: unbinding is audited).
+            audit_record_many(
+                tenant=tenant,
+                action="license.refunded",
+                targets=group,
+                actor=actor,
+                data={"unbound_from_device": device_id, **(audit_data or {})},
+            )
+    return licenses
+
+
+def licenses_revert_renewal(
+    *,
+    tenant: Tenant,
+    extensions: Sequence[Extension],
+    actor: Actor = None,
+    audit_data: dict | None = None,
+) -> list[License]:
+    """R10: take a renewal's extension back: each license's expires_at returns to its value
+    before that renewal. Refused (all or nothing) when a license no longer ends where that
+    renewal left it — a later renewal moved it, and reverting would undo that one too.
+    Caller's transaction."""
+    by_id = {ext.license_id: ext for ext in extensions}
+    with transaction.atomic():
+        licenses = list(
+            License.objects.select_for_update()
+            .filter(tenant=tenant, pk__in=sorted(by_id))
+            .order_by("id")
+        )
+        if len(licenses) != len(by_id):
+            raise InvalidInput(
+                _("Unknown license."), errors={"licenses": [_("No such license in this tenant.")]}
+            )
+        moved = [lic.pk for lic in licenses if lic.expires_at != by_id[lic.pk].new_expires_at]
+        if moved:
+            raise Conflict(
+                _("Licenses %(ids)s have been renewed again since; refund the later renewal first.")
+                % {"ids": ", ".join(f"L-{i}" for i in moved)},
+                code="LICENSE_RENEWED_AGAIN",
+                extra={"licenses": moved},
+            )
+        groups: dict[tuple[dt.datetime, dt.datetime], list[License]] = {}
+        for lic in licenses:
+            ext = by_id[lic.pk]
+            lic.expires_at = ext.previous_expires_at
+            groups.setdefault((ext.new_expires_at, ext.previous_expires_at), []).append(lic)
+        for (was, now_), group in groups.items():
+            # One UPDATE per distinct expiry: bulk_update's CASE per row grows quadratically
+            # on PostgreSQL for thousands of licenses.
+            License.objects.filter(pk__in=[lic.pk for lic in group]).update(expires_at=now_)
+            audit_record_many(
+                tenant=tenant,
+                action="license.renewal_reverted",
+                targets=group,
+                actor=actor,
+                data={"from": was.isoformat(), "to": now_.isoformat(), **(audit_data or {})},
+            )
+    return licenses
