@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.messages import get_messages
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from billing import services
 from billing.models import Order, Payment, RefundRequest
@@ -15,6 +15,15 @@ from console.models import AuditEvent, Tenant
 from licensing.models import License
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English messages; the default language is zh-hans."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
 
 ORDERS = "/admin/billing/order/"
 REFUNDS = "/admin/billing/refundrequest/"

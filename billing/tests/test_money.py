@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import DecimalField
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from billing import selectors, services
 from billing.models import Order, Payment, RefundRequest
@@ -16,6 +16,14 @@ from console.errors import InvalidInput
 from console.models import Tenant
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English messages; the default language is zh-hans."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from billing import services
 from billing.models import IdempotencyKey, Order, OrderLicense
@@ -17,6 +17,15 @@ from console.tests.factories import LicenseFactory
 from licensing.models import License
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English messages; the default language is zh-hans."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
 
 URL = "/api/v1/orders/"
 NEW = {"kind": "new", "quantity": 2, "years": 1}

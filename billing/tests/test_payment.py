@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connection
+from django.utils import translation
 
 from billing import services
 from billing.models import Order, OrderLicense, Payment
@@ -18,6 +19,15 @@ from licensing import services as licensing
 from licensing.models import License
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English messages; the default language is zh-hans."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
 
 GUIDE = {
     "cameras": [

@@ -4,7 +4,7 @@ extension back. Customers ask (API); staff approve or reject (services behind th
 
 import pytest
 import time_machine
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from billing import services
 from billing.models import Order, RefundRequest
@@ -16,6 +16,14 @@ from licensing import services as licensing
 from licensing.models import License
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English messages; the default language is zh-hans."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 def refund_url(order) -> str:

@@ -4,6 +4,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 from rest_framework.test import APIRequestFactory
 
 from console.api_auth import ApiKeyAuthentication
@@ -11,6 +12,14 @@ from console.models import ApiKey, AuditEvent, Membership, Tenant, User, api_key
 from console.tests.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English messages; the default language is zh-hans."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 def run(*args) -> list[str]:

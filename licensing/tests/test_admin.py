@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from django.contrib import admin
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from console.models import AuditEvent
 from console.tests.factories import CameraFactory, DeviceFactory, LicenseFactory
@@ -15,6 +15,14 @@ from licensing.admin import LicensedDeviceAdmin
 from licensing.models import License
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English messages; the default language is zh-hans."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 def url(model, view, *args):
