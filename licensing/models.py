@@ -113,3 +113,77 @@ class License(models.Model):
     def last_service_date(self) -> dt.date:
         """R3: the last Asia/Shanghai date covered; expires_at is 00:00 CST of the next day."""
         return business_date(self.expires_at) - dt.timedelta(days=1)
+
+
+class SentReminder(models.Model):
+    """R11: the one renewal email of a tenant for a milestone and an expiry date.
+
+    The unique constraint is the exactly-once guarantee: whichever job or run inserts the
+    row first owns the email; every other run (re-runs, two overlapping runs, the expiry
+    job handing over its expiry-date notice) finds the row and sends nothing. A sender
+    claims the row with a lease (compare-and-set on `lease_until`), so two workers never
+    send the same email at once; `sent_at` is written only after the mail server accepted
+    it, so a failed or interrupted send stays pending and is sent again.
+    """
+
+    class Milestone(models.IntegerChoices):
+        DAYS_30 = 30, _("30 days before the expiry date")
+        DAYS_7 = 7, _("7 days before the expiry date")
+        DAYS_1 = 1, _("1 day before the expiry date (last day of service)")
+        EXPIRY_DATE = 0, _("On the expiry date")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        # Nothing to say when its turn came: every license renewed or refunded, a later
+        # milestone already due, or no owner or admin to write to.
+        SKIPPED = "skipped", _("Skipped")
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sent_reminders")
+    milestone = models.PositiveSmallIntegerField(_("milestone"), choices=Milestone.choices)
+    expiry_date = models.DateField(_("expiry date"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    # The run that inserted the row: lets a run tell its own claims from another's after a
+    # bulk insert that ignored conflicts (read back with the expiry dates, which are indexed).
+    claim_token = models.CharField(max_length=32, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    queued_at = models.DateTimeField(_("queued"), null=True, blank=True)
+    lease_until = models.DateTimeField(_("sender lease until"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    recipients = models.JSONField(_("recipients"), default=list, blank=True)
+    license_count = models.PositiveIntegerField(_("licenses"), default=0)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("sent reminder")
+        verbose_name_plural = _("sent reminders")
+        ordering = ["-expiry_date", "tenant_id", "-milestone"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "milestone", "expiry_date"],
+                name="sentreminder_unique_tenant_milestone_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(milestone__in=[30, 7, 1, 0]), name="sentreminder_milestone_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "sent", "skipped"]),
+                name="sentreminder_status_valid",
+            ),
+        ]
+        indexes = [
+            # The reminder job reads the records of the expiry dates in its window.
+            models.Index(fields=["expiry_date"], name="sentreminder_date_idx"),
+            # Re-queueing sends that never finished (worker died): pending rows only.
+            models.Index(
+                fields=["queued_at"],
+                condition=Q(status="pending"),
+                name="sentreminder_pending_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.expiry_date} −{self.milestone}d"
