@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import DEFERRED, Q
+from django.db.models.base import ModelState
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import HTTP_HEADER_ENCODING, authentication, exceptions, permissions
 
 from console import prepared
 from console.models import ApiKey, Membership, Tenant, api_key_digest
@@ -127,44 +128,186 @@ def active_key_by_digest(digest: str) -> ApiKey | None:
     return key
 
 
+_INVALID_KEY = _("Invalid or revoked API key.")
+
+
+def bearer_digest(request) -> str | None:
+    """The digest of the request's Bearer key; None without an Authorization header.
+    A header that is not a well-formed Bearer key is a 401."""
+    # META rather than DRF's get_authorization_header: request.headers would build a
+    # mapping of every header on each call, for this one.
+    header = request.META.get("HTTP_AUTHORIZATION", b"")
+    if isinstance(header, str):
+        header = header.encode(HTTP_HEADER_ENCODING)
+    header = header.split()
+    if not header:
+        return None
+    if header[0].lower() != b"bearer":
+        raise exceptions.AuthenticationFailed(_("Use 'Authorization: Bearer <API key>'."))
+    if len(header) != 2 or len(header[1]) > _MAX_KEY_LENGTH:
+        raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
+    try:
+        raw = header[1].decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise exceptions.AuthenticationFailed(_("Malformed API key.")) from exc
+    return api_key_digest(raw)
+
+
+def key_stale_before(now: dt.datetime) -> dt.datetime:
+    """Before this instant a key's last_used_at is stale and gets rewritten (at most once a
+    minute per key, so the hot path stays read-only); also key_lookup_sql's first parameter."""
+    return now - dt.timedelta(seconds=settings.API_KEY_TOUCH_SECONDS)
+
+
+def _touch_if_stale(key_id: int, now: dt.datetime) -> None:
+    # Conditional update: of several calls in the same minute (other workers), one writes.
+    ApiKey.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=key_stale_before(now)), pk=key_id
+    ).update(last_used_at=now)
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header:
+        digest = bearer_digest(request)
+        if digest is None:
             return None
-        if header[0].lower() != b"bearer":
-            raise exceptions.AuthenticationFailed(_("Use 'Authorization: Bearer <API key>'."))
-        if len(header) != 2 or len(header[1]) > _MAX_KEY_LENGTH:
-            raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
-        try:
-            raw = header[1].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed(_("Malformed API key.")) from exc
-        digest = api_key_digest(raw)
+        # A DRF request names its view; a plain one (a direct call) never defers.
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if request.method in getattr(view, "key_checked_methods", ()):
+            return PendingApiKey(digest), None  # the view's own statement reads the key
         key = active_key_by_digest(digest)
         # The database matched the digest already; the constant-time compare keeps the
         # final yes/no independent of how many leading characters agree.
         if key is None or not hmac.compare_digest(key.digest, digest):
-            raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
+            raise exceptions.AuthenticationFailed(_INVALID_KEY)
         self._touch(key)
         return ApiPrincipal(tenant=key.tenant, role=key.role, key=key), key
 
     @staticmethod
     def _touch(key: ApiKey) -> None:
         now = timezone.now()
-        stale = now - dt.timedelta(seconds=settings.API_KEY_TOUCH_SECONDS)
-        if key.last_used_at is not None and key.last_used_at >= stale:
+        if key.last_used_at is not None and key.last_used_at >= key_stale_before(now):
             return
-        # Conditional update: of several calls in the same minute (other workers), one writes.
-        ApiKey.objects.filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale), pk=key.pk
-        ).update(last_used_at=now)
+        _touch_if_stale(key.pk, now)
         key.last_used_at = now
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+# --- keys checked by the view's own statement (the entitlement hot path) ---------------------
+#
+# A key look-up is a database round trip of its own. A view whose first statement can read
+# the key along with everything else it needs lists the methods concerned in
+# `key_checked_methods`. For those, ApiKeyAuthentication checks only the header (a malformed
+# one is still a 401) and the request carries a PendingApiKey, which HasTenant lets through;
+# the view, before anything else, runs its statement (built around key_lookup_sql) and hands
+# the key's row to key_checked, which applies exactly the checks ApiKeyAuthentication and
+# HasTenant would: 401, last_used_at, 403 TENANT_SUSPENDED, role. Other methods of the view
+# (OPTIONS, a 405) authenticate as usual. Nothing is cached between requests: revocation
+# and suspension take effect at once.
+
+
+class PendingApiKey:
+    """A well-formed Bearer key not yet checked against the database (see above)."""
+
+    __slots__ = ("digest",)
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    pk = None
+
+    def __init__(self, digest: str):
+        self.digest = digest
+
+
+@dataclass(slots=True)
+class ApiKeyRow:
+    """The columns key_lookup_sql selects, in this order."""
+
+    key_id: int
+    role: str
+    prefix: str
+    digest: str
+    stale: bool  # last_used_at older than API_KEY_TOUCH_SECONDS (or never used)
+    tenant_id: int
+    tenant_status: str
+
+
+API_KEY_ROW_COLUMNS = 7
+_KEY_SQL: dict[str, str] = {}
+
+
+def key_lookup_sql(connection) -> str:
+    """A SELECT of the unrevoked key with a digest and its tenant's id and status, as
+    ApiKeyRow's columns (for a WITH clause). Its parameters, in order: the instant before
+    which last_used_at is stale (key_stale_before), then the digest."""
+    sql = _KEY_SQL.get(connection.vendor)
+    if sql is None:
+        q = connection.ops.quote_name
+        sql = _KEY_SQL[connection.vendor] = (
+            f"SELECT k.{q('id')} AS key_id, k.{q('role')} AS role, "  # noqa: S608 - metadata
+            f"k.{q('prefix')} AS prefix, k.{q('digest')} AS digest, "
+            f"(k.{q('last_used_at')} IS NULL OR k.{q('last_used_at')} < %s) AS stale, "
+            f"t.{q('id')} AS tenant_id, t.{q('status')} AS tenant_status "
+            f"FROM {q(ApiKey._meta.db_table)} k "
+            f"JOIN {q(Tenant._meta.db_table)} t ON t.{q('id')} = k.{q('tenant_id')} "
+            f"WHERE k.{q('digest')} = %s AND k.{q('revoked_at')} IS NULL"
+        )
+    return sql
+
+
+_KEY_TENANT = ApiKey._meta.get_field("tenant")
+
+
+def _as_loaded(model, values: dict):
+    """An instance of `model` as loaded from the database with only `values` (by attname);
+    its other fields load on first access. Built the way unpickling builds one, without
+    Model.__init__'s pass over every field: this is on the hot path."""
+    obj = model.__new__(model)
+    obj.__dict__.update(values)
+    obj._state = ModelState()
+    obj._state.adding = False
+    obj._state.db = DEFAULT_DB_ALIAS
+    return obj
+
+
+def key_checked(request, view, row: ApiKeyRow | None, *, now: dt.datetime) -> ApiPrincipal:
+    """Check a PendingApiKey against the row the view's statement read for its digest
+    (None: no unrevoked key has it), as ApiKeyAuthentication and HasTenant would: 401,
+    stamp last_used_at when stale, 403 TENANT_SUSPENDED, role. Sets request.user,
+    request.auth, request.tenant and request.principal; returns the principal. The
+    tenant and key carry the columns read (others load on first access)."""
+    pending = request.user
+    if row is None or not hmac.compare_digest(row.digest, pending.digest):
+        raise exceptions.AuthenticationFailed(_INVALID_KEY)
+    if row.stale:
+        _touch_if_stale(row.key_id, now)
+    if row.tenant_status != Tenant.Status.ACTIVE:
+        raise TenantSuspended()
+    if row.role not in required_roles(view, request.method):
+        raise exceptions.PermissionDenied(_("This key's role does not allow this call."))
+    tenant = _as_loaded(Tenant, {"id": row.tenant_id, "status": row.tenant_status})
+    key = _as_loaded(
+        ApiKey,
+        {
+            "id": row.key_id,
+            "tenant_id": row.tenant_id,
+            "role": row.role,
+            "prefix": row.prefix,
+            "digest": row.digest,
+        },
+    )
+    _KEY_TENANT.set_cached_value(key, tenant)
+    principal = ApiPrincipal(tenant=tenant, role=row.role, key=key)
+    request.user = principal
+    request.auth = key
+    request.tenant = tenant
+    request.principal = principal
+    return principal
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -227,6 +370,9 @@ class HasTenant(permissions.BasePermission):
     """
 
     def has_permission(self, request, view):
+        if type(request.user) is PendingApiKey:
+            # The view checks the key, tenant and role in its own statement (key_checked).
+            return True
         principal = principal_for(request)
         if principal is None:
             if not getattr(request.user, "is_authenticated", False):

@@ -17,7 +17,7 @@ from console.timeutils import add_years, business_date, start_of_business_day
 from devices import services as device_services
 from devices.models import Camera, ControlSession, FieldDevice, RemoteCockpit
 from licensing.models import License
-from licensing.requirements import licenses_for_pixels, requirement
+from licensing.requirements import aggregate_pixels, licenses_for_pixels
 from licensing.selectors import EntitlementInputs, device_entitlement_inputs
 
 MAX_YEARS = 10
@@ -365,12 +365,14 @@ def entitlement_decide(
     device_id: int,
     camera_ids: Sequence[int] | None = None,
     at: dt.datetime | None = None,
+    inputs: EntitlementInputs | None = None,
 ) -> Entitlement:
     """R6: may this device push these streams now? The gateways' hot path: in steady state
     (licenses already marked served) one SQL statement, whatever the number of cameras and
-    licenses."""
+    licenses — none when the caller read `inputs` already (the tenant's device `device_id`
+    as selectors.device_entitlement_inputs* read it at `at`)."""
     at = at or timezone.now()
-    device = _device_for_decision(tenant, device_id, at)
+    device = inputs if inputs is not None else _device_for_decision(tenant, device_id, at)
     cameras = device.cameras
     if camera_ids is None:
         requested = [c for c in cameras if c.enabled]
@@ -386,7 +388,8 @@ def entitlement_decide(
             )
         requested = [by_id[i] for i in wanted]
     k = device.max_concurrent_streams
-    required = requirement([c.pixels for c in requested if c.enabled], k).licenses
+    # R1 for the requested cameras: requirement(...).licenses, without the Decimal ratio.
+    required = licenses_for_pixels(aggregate_pixels([c.pixels for c in requested if c.enabled], k))
     valid = device.lic_valid
     granted, denied = choose_cameras(requested, licenses_valid=valid, max_concurrent_streams=k)
     if valid <= 0:

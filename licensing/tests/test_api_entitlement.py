@@ -1,7 +1,10 @@
 """API v1 entitlement, "may this device push these streams now?" (R6), and the R10 mark.
 
 The gateways' hot path: in steady state it must stay within three SQL statements, the key
-look-up included, whatever the number of cameras and licenses.
+look-up included, whatever the number of cameras and licenses. It takes one: the key is read
+in the same statement as the device (console.api_auth, "keys checked by the view's own
+statement"), so the checks the other endpoints make in ApiKeyAuthentication and HasTenant
+are re-checked here for this path.
 """
 
 import datetime as dt
@@ -10,11 +13,16 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.test import APIClient
 
-from console.models import ApiKey
-from console.tests.factories import CameraFactory, DeviceFactory, LicenseFactory
+from console.models import ApiKey, Tenant, api_key_digest
+from console.tests.factories import CameraFactory, DeviceFactory, LicenseFactory, make_api_key
 from licensing.models import License
-from licensing.selectors import device_entitlement_inputs, device_valid_licenses
+from licensing.selectors import (
+    device_entitlement_inputs,
+    device_entitlement_inputs_for_key,
+    device_valid_licenses,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -124,10 +132,10 @@ def test_grant_marks_the_valid_licenses_served(operator_api, tenant, device):
     assert dt.datetime.fromisoformat(shown) == served[bound[0].pk]
 
 
-def test_steady_state_is_three_sql_statements(operator_api, tenant, device):
-    """The hot path stays within 3 SQL statements, the key look-up included (today: the key
-    with its tenant, then the device with its cameras and license counts) — with 8 cameras
-    and 20 licenses, once the key is stamped this minute and the licenses served."""
+def test_steady_state_is_one_sql_statement(operator_api, tenant, device):
+    """The hot path stays within 3 SQL statements, the key look-up included; it takes one
+    (the key, its tenant, the device, its cameras and license counts) — with 8 cameras and
+    20 licenses, once the key is stamped this minute and the licenses served."""
     cameras = [CameraFactory(device=device, width=1280, height=720) for _i in range(8)]
     for _i in range(20):
         LicenseFactory(tenant=tenant, device=device)
@@ -142,7 +150,7 @@ def test_steady_state_is_three_sql_statements(operator_api, tenant, device):
             response = ask(operator_api, device.pk, body)
         assert response.status_code == 200
         assert response.json()["code"] == "VALID"
-        assert len(ctx.captured_queries) <= 3, [q["sql"] for q in ctx.captured_queries]
+        assert len(ctx.captured_queries) == 1, [q["sql"] for q in ctx.captured_queries]
 
 
 def test_key_last_used_at_is_written_at_most_once_a_minute(
@@ -158,9 +166,79 @@ def test_key_last_used_at_is_written_at_most_once_a_minute(
     key.refresh_from_db()
     assert key.last_used_at == first
     time_machine.shift(dt.timedelta(seconds=2))
-    ask(operator_api, device.pk)
+    with CaptureQueriesContext(connection) as ctx:
+        ask(operator_api, device.pk)
+    assert len(ctx.captured_queries) == 2  # the statement, then the stamp: only when stale
     key.refresh_from_db()
     assert key.last_used_at > first
+
+
+def test_revocation_and_suspension_take_effect_on_the_next_call(admin_api, tenant, device):
+    """Nothing about the key or the tenant is kept between calls (R9)."""
+    CameraFactory(device=device)
+    LicenseFactory(tenant=tenant, device=device)
+    assert ask(admin_api, device.pk).status_code == 200
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+    response = ask(admin_api, device.pk)
+    assert response.status_code == 403
+    assert response.json()["code"] == "TENANT_SUSPENDED"
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.ACTIVE)
+    assert ask(admin_api, device.pk).status_code == 200
+    ApiKey.objects.update(revoked_at=timezone.now())
+    response = ask(admin_api, device.pk)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    # Word for word what the endpoints that look the key up on their own answer.
+    elsewhere = admin_api.get("/api/v1/devices/")
+    assert elsewhere.status_code == 401
+    assert response.json() == elsewhere.json()
+    assert response.json()["code"] == "NOT_AUTHENTICATED"
+
+
+def test_the_key_is_checked_before_the_id_and_the_body(tenant, device):
+    """A bad key is a 401 whatever else is wrong, as on every endpoint; then an id that
+    cannot exist is a 404 before the body is read; then a bad body is a 400, even for a
+    device that is not the tenant's."""
+    _key, raw = make_api_key(tenant, ApiKey.Role.VIEWER)
+    wrong = APIClient()
+    wrong.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}x")
+    for device_id, body in ((device.pk, "{"), (2**63, "{"), (999999, "[]")):
+        response = wrong.generic("POST", url(device_id), body, content_type="application/json")
+        assert response.status_code == 401
+    response = wrong.post(url(device.pk), {"cameras": [1]})  # multipart
+    assert response.status_code == 401
+    right = APIClient()
+    right.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = right.generic("POST", url(2**63), "{", content_type="application/json")
+    assert response.status_code == 404
+    response = right.generic("POST", url(999999), "{", content_type="application/json")
+    assert response.status_code == 400
+    assert right.post(url(999999), {}, format="json").status_code == 404
+
+
+def test_other_methods_authenticate_as_usual(tenant, device, anon_api):
+    """Only POST reads the key in its own statement; OPTIONS and a 405 still need a key."""
+    _key, raw = make_api_key(tenant, ApiKey.Role.VIEWER)
+    for header, expected in ((f"Bearer {raw}x", 401), (f"Bearer {raw}", None)):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=header)
+        get, options = client.get(url(device.pk)), client.options(url(device.pk))
+        if expected:
+            assert (get.status_code, options.status_code) == (expected, expected)
+        else:
+            assert (get.status_code, options.status_code) == (405, 200)
+    assert anon_api.get(url(device.pk)).status_code == 401
+
+
+def test_a_console_session_uses_the_session_path(alice, tenant, device):
+    """Without a Bearer header the key path is not taken: a member's session still works."""
+    cam = CameraFactory(device=device)
+    LicenseFactory(tenant=tenant, device=device)
+    client = APIClient()
+    client.force_login(alice)
+    response = client.post(url(device.pk), {}, format="json")
+    assert response.status_code == 200
+    assert response.json()["granted_cameras"] == [cam.pk]
 
 
 @pytest.mark.parametrize(
@@ -244,15 +322,52 @@ def test_hot_path_sql_agrees_with_the_orm_validity_rule(tenant, other_tenant, of
     LicenseFactory(tenant=tenant, status=License.Status.EXPIRED, device=device)  # stored flag
     at = now + offset_days * day
 
-    inputs = device_entitlement_inputs(tenant, device.pk, at=at)
+    _key, raw = make_api_key(tenant, ApiKey.Role.OPERATOR)
+    _other_key, other_raw = make_api_key(other_tenant, ApiKey.Role.ADMIN)
+
+    def by_key(raw_key, device_id):
+        return device_entitlement_inputs_for_key(
+            digest=api_key_digest(raw_key), stale_before=at, device_id=device_id, at=at
+        )[1]
+
     orm = device_valid_licenses(tenant, device, at=at)
-    assert inputs.lic_valid == orm.count()
-    assert inputs.lic_unserved == orm.filter(first_served_at__isnull=True).count()
     expiries = sorted(orm.values_list("expires_at", flat=True))
-    assert inputs.lic_until == (expiries[0] if expiries else None)
-    assert [(c.pk, c.pixels, c.enabled) for c in inputs.cameras] == [
-        (c.pk, c.pixels, c.enabled) for c in device.cameras.order_by("id")
-    ]
+    # Both statements: the session path's and the key path's.
+    for inputs in (device_entitlement_inputs(tenant, device.pk, at=at), by_key(raw, device.pk)):
+        assert inputs.lic_valid == orm.count()
+        assert inputs.lic_unserved == orm.filter(first_served_at__isnull=True).count()
+        assert inputs.lic_until == (expiries[0] if expiries else None)
+        assert [(c.pk, c.pixels, c.enabled, c.priority) for c in inputs.cameras] == [
+            (c.pk, c.pixels, c.enabled, c.priority) for c in device.cameras.order_by("id")
+        ]
+        assert inputs.max_concurrent_streams == device.max_concurrent_streams
     assert device_entitlement_inputs(other_tenant, device.pk, at=at) is None
-    bare = device_entitlement_inputs(tenant, sibling.pk, at=at)
-    assert bare.cameras == [] and bare.lic_valid == (1 if offset_days < 365 else 0)
+    assert by_key(other_raw, device.pk) is None
+    for bare in (device_entitlement_inputs(tenant, sibling.pk, at=at), by_key(raw, sibling.pk)):
+        assert bare.cameras == [] and bare.lic_valid == (1 if offset_days < 365 else 0)
+
+
+def test_key_path_reads_the_key_and_its_tenant(tenant, device, time_machine):
+    """The key's row: role, tenant, status, and whether last_used_at is stale — an
+    unknown or revoked key reads nothing, whatever the device."""
+    now = timezone.now()
+    time_machine.move_to(now, tick=False)
+    key, raw = make_api_key(tenant, ApiKey.Role.VIEWER)
+    digest = api_key_digest(raw)
+
+    def read(stale_before, device_id=device.pk):
+        return device_entitlement_inputs_for_key(
+            digest=digest, stale_before=stale_before, device_id=device_id, at=now
+        )
+
+    row, inputs = read(now)
+    assert (row.key_id, row.role, row.prefix, row.digest) == (key.pk, "viewer", key.prefix, digest)
+    assert (row.tenant_id, row.tenant_status, row.stale) == (tenant.pk, "active", True)
+    assert inputs.pk == device.pk
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    assert read(now)[0].stale is False
+    assert read(now + dt.timedelta(microseconds=1))[0].stale is True
+    row, inputs = read(now, device_id=0)
+    assert row.key_id == key.pk and inputs is None
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=now)
+    assert read(now) == (None, None)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from console.errors import InvalidInput, NotFound
 from console.tests.factories import CameraFactory, DeviceFactory, LicenseFactory
 from licensing.models import License
+from licensing.selectors import device_entitlement_inputs
 from licensing.services import (
     DEGRADED,
     NO_VALID_LICENSE,
@@ -200,13 +201,19 @@ def test_r10_no_grant_no_stamp(tenant, device):
     assert lic.first_served_at is None
 
 
-def test_r6_steady_state_is_a_fixed_few_queries(tenant, device, django_assert_max_num_queries):
+def test_r6_steady_state_is_a_fixed_few_queries(tenant, device, django_assert_num_queries):
+    """R6 hot path: one statement to read, none when the caller read the inputs already
+    (the API's key path), whatever the number of cameras and licenses."""
     for _ in range(8):
         cam(device, 640, 480)
     bind_licenses(tenant, device, 3)
     entitlement_decide(tenant=tenant, device_id=device.pk)  # stamps first_served_at
-    with django_assert_max_num_queries(2):
-        entitlement_decide(tenant=tenant, device_id=device.pk)
+    with django_assert_num_queries(1):
+        first = entitlement_decide(tenant=tenant, device_id=device.pk)
+    inputs = device_entitlement_inputs(tenant, device.pk)
+    with django_assert_num_queries(0):
+        again = entitlement_decide(tenant=tenant, device_id=device.pk, inputs=inputs)
+    assert again == first and first.code == VALID
 
 
 def test_r6_choose_cameras_pure_function():
