@@ -51,9 +51,10 @@ def exact_ratio(aggregate: int) -> Decimal:
 
 
 def licenses_for_pixels(aggregate: int) -> int:
-    # round_half_up(a / S) == floor((2a + S) / 2S) for a >= 0: the same exact rule in
-    # integers, a fraction of the Decimal's cost — R6 calls this once per camera.
-    return max(1, (2 * aggregate + STANDARD_PIXELS) // (2 * STANDARD_PIXELS))
+    """R1: max(1, round_half_up(aggregate / 1280×720)) on the exact ratio, as a Decimal with
+    ROUND_HALF_UP (1.5 → 2, 2.5 → 3; Python's round() would give 2 for 2.5)."""
+    rounded = exact_ratio(aggregate).to_integral_value(rounding=ROUND_HALF_UP)
+    return max(1, int(rounded))
 
 
 def requirement(pixels: Iterable[int], max_concurrent_streams: int | None = None) -> Requirement:
