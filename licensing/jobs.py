@@ -5,7 +5,9 @@ commands call these functions and nothing else.
 
 Both jobs are safe to re-run and to run twice at once:
 - the expiry job claims licenses with a compare-and-set update (status active → expired),
-  so only the run that changed a row writes its audit event;
+  so only the run that changed a row audits it: one audit event per tenant and expiry date
+  per batch, listing the license ids (one row per license cost as much as the UPDATE itself
+  at a million licenses; bench/RESULTS.md);
 - every email has a SentReminder row, unique per (tenant, milestone, expiry date): the run
   that inserts it owns the email, and a sender leases the row before sending, so one email
   goes out per row however many runs, workers and retries overlap.
@@ -92,9 +94,9 @@ def _expire_batch_postgresql(*, at: dt.datetime, limit: int, actor_label: str) -
     back on id lets the planner choose a hash join over every license. SKIP LOCKED lets a
     concurrent run take other rows instead of waiting; the `status = 'active'` re-check
     makes the UPDATE a compare-and-set, so a row another run expired meanwhile is neither
-    counted nor audited. The audit rows come from UPDATE … RETURNING in the same statement:
-    no license row travels to Python (memory and time grow with the batch, not with all
-    licenses)."""
+    counted nor audited. The audit rows (one per tenant and expiry date, with the license
+    ids) come from UPDATE … RETURNING in the same statement: no license row travels to
+    Python (memory and time grow with the batch, not with all licenses)."""
     lic = License._meta.db_table
     audit = AuditEvent._meta.db_table
     sql = f"""
@@ -112,9 +114,15 @@ def _expire_batch_postgresql(*, at: dt.datetime, limit: int, actor_label: str) -
             INSERT INTO {audit}
                 (tenant_id, actor_id, actor_label, action, target_type, target_id, data,
                  created_at)
-            SELECT tenant_id, NULL, %(actor)s, %(action)s, %(target_type)s, id::text,
-                   jsonb_build_object('expires_at', expires_at), %(now)s
+            SELECT tenant_id, NULL, %(actor)s, %(action)s, %(target_type)s, tenant_id::text,
+                   jsonb_build_object(
+                       'expires_at', min(expires_at),
+                       'count', count(*),
+                       'licenses', jsonb_agg(id ORDER BY id)
+                   ),
+                   %(now)s
             FROM expired
+            GROUP BY tenant_id, (expires_at AT TIME ZONE %(tz)s)::date
         )
         SELECT tenant_id, (expires_at AT TIME ZONE %(tz)s)::date, count(*)
         FROM expired
@@ -127,7 +135,7 @@ def _expire_batch_postgresql(*, at: dt.datetime, limit: int, actor_label: str) -
         "limit": limit,
         "actor": actor_label,
         "action": EXPIRED_ACTION,
-        "target_type": License._meta.label_lower,
+        "target_type": Tenant._meta.label_lower,
         "now": timezone.now(),
         "tz": str(BUSINESS_TZ),
     }
@@ -152,28 +160,30 @@ def _expire_batch_portable(*, at: dt.datetime, limit: int, actor_label: str) -> 
         status=License.Status.EXPIRED
     )
     now = timezone.now()
-    target_type = License._meta.label_lower
-    # Rows built here rather than through console.services.audit_record_many, which takes
-    # one tenant per call: a batch spans thousands of tenants and must stay one INSERT.
+    by_group: dict[tuple[int, dt.date], list[tuple[int, dt.datetime]]] = defaultdict(list)
+    for pk, tenant_id, expires_at in rows:
+        by_group[(tenant_id, business_date(expires_at))].append((pk, expires_at))
+    # The same audit rows as the PostgreSQL statement: one per tenant and expiry date.
     AuditEvent.objects.bulk_create(
         [
             AuditEvent(
                 tenant_id=tenant_id,
                 actor_label=actor_label,
                 action=EXPIRED_ACTION,
-                target_type=target_type,
-                target_id=str(pk),
-                data={"expires_at": expires_at.isoformat()},
+                target_type=Tenant._meta.label_lower,
+                target_id=str(tenant_id),
+                data={
+                    "expires_at": min(e for _pk, e in items).isoformat(),
+                    "count": len(items),
+                    "licenses": sorted(pk for pk, _e in items),
+                },
                 created_at=now,
             )
-            for pk, tenant_id, expires_at in rows
+            for (tenant_id, _day), items in by_group.items()
         ],
         batch_size=2000,
     )
-    groups: Groups = defaultdict(int)
-    for _pk, tenant_id, expires_at in rows:
-        groups[(tenant_id, business_date(expires_at))] += 1
-    return dict(groups)
+    return {key: len(items) for key, items in by_group.items()}
 
 
 def licenses_expire_due(

@@ -77,10 +77,14 @@ def test_r5_two_expiry_runs_at_once_expire_and_audit_each_license_once(mailoutbo
         )
     assert sum(run.expired for run in runs) == 1000
     assert License.objects.filter(status="expired").count() == 1000
-    targets = list(
-        AuditEvent.objects.filter(action="license.expired").values_list("target_id", flat=True)
-    )
-    assert len(targets) == len(set(targets)) == 1000
+    audited = [
+        pk
+        for data in AuditEvent.objects.filter(action="license.expired").values_list(
+            "data", flat=True
+        )
+        for pk in data["licenses"]
+    ]
+    assert len(audited) == len(set(audited)) == 1000
     # one expiry-date notice per tenant, whichever run claimed it, each sent once
     assert sum(run.notices for run in runs) == 20
     assert SentReminder.objects.filter(milestone=0, status="sent").count() == 20
