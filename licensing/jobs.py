@@ -42,8 +42,11 @@ MILESTONES = (30, 7, 1, 0)
 # An expiry-date notice the jobs missed (they were down) is still sent this many days late;
 # older expiries are history, not news, and are not announced.
 LATE_NOTICE_DAYS = 30
-# Licenses expired per transaction: bounds memory and lock time, whatever the backlog.
-EXPIRY_BATCH_SIZE = 10_000
+# Licenses expired per statement: bounds lock time (and on SQLite memory) whatever the
+# backlog. On PostgreSQL no license row reaches Python, only one row per tenant and expiry
+# date, and each batch pays a fixed cost: 100,000 due licenses took 3.3 s in batches of
+# 10,000 and 1.9 s in one batch (bench/expiry.py).
+EXPIRY_BATCH_SIZE = 100_000
 # A sender holds a reminder this long. Longer than the hard time limit of any task that
 # sends (licensing.tasks), so a hung send is killed before anyone else may try.
 SEND_LEASE = dt.timedelta(minutes=15)
