@@ -8,6 +8,7 @@ import os
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from console.models import ApiKey, Membership
 from console.tests.factories import MembershipFactory, TenantFactory, UserFactory, make_api_key
@@ -42,6 +43,31 @@ def charlie(other_tenant):
     user = UserFactory(email="charlie@example.com")
     MembershipFactory(user=user, tenant=other_tenant, role=Membership.Role.OWNER)
     return user
+
+
+@pytest.fixture
+def english(settings):
+    """English messages, whatever the default language (zh-hans).
+
+    Not autouse: test modules that read English opt in with
+    `pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]`."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def owner(client, alice):
+    """The Django test client, logged in as `alice` (owner of `tenant`)."""
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def viewer(client, bob):
+    """The Django test client, logged in as `bob` (viewer of `tenant`)."""
+    client.force_login(bob)
+    return client
 
 
 def _key_client(raw: str):

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.messages import get_messages
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from billing import services
 from billing.models import Order, Payment, RefundRequest
@@ -14,15 +14,7 @@ from billing.tests.utils import new_order, paid_new_order, pay, renewal_order
 from console.models import AuditEvent, Tenant
 from licensing.models import License
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 ORDERS = "/admin/billing/order/"

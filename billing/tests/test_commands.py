@@ -9,22 +9,13 @@ import time_machine
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import translation
 
 from billing.models import Order, OrderLicense, Payment
 from billing.tests.utils import cst, new_order, paid_new_order, renewal_order
 from console.models import AuditEvent
 from licensing.models import License
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def run(*args) -> tuple[str, str]:

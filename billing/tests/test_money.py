@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import DecimalField
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from billing import selectors, services
 from billing.models import Order, Payment, RefundRequest
@@ -15,15 +15,7 @@ from billing.tests.utils import new_order, paid_new_order
 from console.errors import InvalidInput
 from console.models import Tenant
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 @pytest.mark.parametrize(

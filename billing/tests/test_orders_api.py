@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connection
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from billing import services
 from billing.models import IdempotencyKey, Order, OrderLicense
@@ -16,15 +16,7 @@ from console.models import AuditEvent, Tenant
 from console.tests.factories import LicenseFactory
 from licensing.models import License
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 URL = "/api/v1/orders/"

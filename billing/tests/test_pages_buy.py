@@ -7,32 +7,12 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.utils import translation
 
 from billing.models import IdempotencyKey, Order
 from console.models import AuditEvent, Tenant
 from console.tests.factories import CameraFactory, DeviceFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def owner(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def viewer(client, bob):
-    client.force_login(bob)
-    return client
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 GUIDE = "w1=1280&h1=720&w2=640&h2=480&w3=640&h3=480"

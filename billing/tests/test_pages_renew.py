@@ -7,7 +7,7 @@ import re
 
 import pytest
 import time_machine
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from billing.models import Order, OrderLicense
 from billing.tests.utils import cst, pay
@@ -15,26 +15,7 @@ from console.models import Tenant
 from console.tests.factories import DeviceFactory, LicenseFactory
 from licensing import services as licensing
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def owner(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def viewer(client, bob):
-    client.force_login(bob)
-    return client
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def renew_key(client, query: str = "") -> str:

@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connection
-from django.utils import translation
 
 from billing import services
 from billing.models import Order, OrderLicense, Payment
@@ -18,15 +17,7 @@ from console.tests.factories import DeviceFactory
 from licensing import services as licensing
 from licensing.models import License
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 GUIDE = {

@@ -4,7 +4,7 @@ extension back. Customers ask (API); staff approve or reject (services behind th
 
 import pytest
 import time_machine
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from billing import services
 from billing.models import Order, RefundRequest
@@ -15,15 +15,7 @@ from console.tests.factories import CameraFactory, DeviceFactory
 from licensing import services as licensing
 from licensing.models import License
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def refund_url(order) -> str:

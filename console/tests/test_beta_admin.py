@@ -6,21 +6,13 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, Permission
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from console import beta_services
 from console.models import AuditEvent, BetaApplication, Membership, Tenant
 from console.tests.factories import BetaApplicationFactory, TenantFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """Assertions below read English messages, whatever the default language."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 S = BetaApplication.State

@@ -3,7 +3,6 @@ all the console shows. Once a member: dashboard, API keys (owners and admins man
 viewers see them), team — each through tenant-scoped queries (another tenant's id → 404)."""
 
 import pytest
-from django.utils import translation
 
 from console import beta_services
 from console.models import ApiKey, AuditEvent, BetaApplication
@@ -18,15 +17,7 @@ from console.tests.factories import (
     make_api_key,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """Assertions below read English messages, whatever the default language."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 S = BetaApplication.State

@@ -6,22 +6,13 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group
 from django.test import override_settings
-from django.utils import translation
 
 from console import beta_services
 from console.errors import Conflict
 from console.models import BetaApplication
 from console.tests.factories import BetaApplicationFactory, TenantFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """Assertions below read English messages, whatever the default language."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 S = BetaApplication.State

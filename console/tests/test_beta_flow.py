@@ -7,20 +7,12 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
-from django.utils import translation
 from rest_framework.test import APIClient
 
 from console.models import AuditEvent, BetaApplication, Membership, Tenant, User
 from console.tests.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def test_r9_sign_up_apply_review_confirm_then_use_the_api(

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, transaction
-from django.utils import translation
 
 from console import beta_services
 from console.beta_services import InvalidTransition
@@ -16,15 +15,7 @@ from console.errors import Conflict, Forbidden, InvalidInput
 from console.models import AuditEvent, BetaApplication, Membership, Tenant
 from console.tests.factories import BetaApplicationFactory, TenantFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """Assertions below read English messages, whatever the default language."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 S = BetaApplication.State

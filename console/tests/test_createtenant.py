@@ -4,22 +4,13 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import translation
 from rest_framework.test import APIRequestFactory
 
 from console.api_auth import ApiKeyAuthentication
 from console.models import ApiKey, AuditEvent, Membership, Tenant, User, api_key_digest
 from console.tests.factories import TenantFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def run(*args) -> list[str]:

@@ -3,32 +3,12 @@ size limits (each side ≤ 7680, ≤ 7680 × 4320 pixels) and the 8-camera cap a
 errors that change nothing; viewers read-only (403); another tenant's ids → 404."""
 
 import pytest
-from django.utils import translation
 
 from console.models import AuditEvent
 from console.tests.factories import CameraFactory, DeviceFactory
 from devices.models import Camera
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def owner(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def viewer(client, bob):
-    client.force_login(bob)
-    return client
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from django.contrib import admin
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from console.models import AuditEvent
 from console.tests.factories import CameraFactory, DeviceFactory, LicenseFactory
@@ -14,15 +14,7 @@ from devices.models import FieldDevice
 from licensing.admin import LicensedDeviceAdmin
 from licensing.models import License
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def url(model, view, *args):

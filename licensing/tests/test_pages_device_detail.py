@@ -8,7 +8,7 @@ import re
 
 import pytest
 import time_machine
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from console.models import AuditEvent, Tenant
 from console.tests.factories import CameraFactory, CockpitFactory, DeviceFactory, LicenseFactory
@@ -17,26 +17,7 @@ from devices.models import ControlSession, FieldDevice
 from licensing import services
 from licensing.models import License
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def owner(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def viewer(client, bob):
-    client.force_login(bob)
-    return client
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 @pytest.fixture

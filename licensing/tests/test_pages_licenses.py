@@ -7,7 +7,7 @@ import re
 
 import pytest
 import time_machine
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from console.models import AuditEvent, Tenant
 from console.tests.factories import DeviceFactory, LicenseFactory
@@ -15,26 +15,7 @@ from console.timeutils import BUSINESS_TZ
 from licensing import services
 from licensing.models import License
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def owner(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def viewer(client, bob):
-    client.force_login(bob)
-    return client
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def cst(*args) -> dt.datetime:

@@ -4,7 +4,6 @@ import datetime as dt
 
 import pytest
 import time_machine
-from django.utils import translation
 
 from console.errors import Conflict, InvalidInput
 from console.models import AuditEvent
@@ -13,15 +12,7 @@ from console.timeutils import BUSINESS_TZ
 from licensing.models import License
 from licensing.services import license_bind, licenses_issue, licenses_renew
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """These tests read English messages; the default language is zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def cst(*args) -> dt.datetime:
