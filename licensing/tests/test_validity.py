@@ -107,7 +107,9 @@ def test_issue_is_bulk_and_audited(tenant, django_assert_max_num_queries):
     assert len(licenses) == 250
     assert all(lic.pk for lic in licenses)
     assert License.objects.filter(tenant=tenant, expires_at=cst(2028, 5, 2)).count() == 250
-    assert AuditEvent.objects.filter(tenant=tenant, action="license.issued").count() == 250
+    (issued,) = AuditEvent.objects.filter(tenant=tenant, action="license.issued")
+    assert issued.data["ids"] == [lic.pk for lic in licenses]
+    assert issued.data["count"] == 250
 
 
 @pytest.mark.parametrize(
