@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from console.admin_filters import NullFilter
 from console.models import ApiKey, AuditEvent, Membership, Tenant, User
 from console.services import api_key_create, api_key_revoke, audit_record, tenant_set_status
 
@@ -235,19 +236,11 @@ class MembershipAdmin(admin.ModelAdmin):
             self.delete_model(request, obj)
 
 
-class ApiKeyStateFilter(admin.SimpleListFilter):
+class ApiKeyStateFilter(NullFilter):
     title = _("state")
     parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return (("active", _("Active")), ("revoked", _("Revoked")))
-
-    def queryset(self, request, queryset):
-        if self.value() == "active":
-            return queryset.filter(revoked_at__isnull=True)
-        if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
+    field = "revoked_at"
+    options = (("active", _("Active"), True), ("revoked", _("Revoked"), False))
 
 
 class ApiKeyAddForm(forms.ModelForm):
@@ -348,19 +341,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         )
 
 
-class AuditActorFilter(admin.SimpleListFilter):
+class AuditActorFilter(NullFilter):
     title = _("actor kind")
     parameter_name = "actor_kind"
-
-    def lookups(self, request, model_admin):
-        return (("user", _("A user")), ("other", _("API key, command or job")))
-
-    def queryset(self, request, queryset):
-        if self.value() == "user":
-            return queryset.filter(actor__isnull=False)
-        if self.value() == "other":
-            return queryset.filter(actor__isnull=True)
-        return queryset
+    field = "actor"
+    options = (("user", _("A user"), False), ("other", _("API key, command or job"), True))
 
 
 @admin.register(AuditEvent)

@@ -15,6 +15,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from console.admin_filters import NullFilter
 from console.errors import ServiceError
 from devices.admin import DeviceAdmin
 from devices.models import FieldDevice
@@ -97,19 +98,11 @@ class StatusNowFilter(admin.SimpleListFilter):
         return queryset
 
 
-class BoundFilter(admin.SimpleListFilter):
+class BoundFilter(NullFilter):
     title = _("bound")
     parameter_name = "bound"
-
-    def lookups(self, request, model_admin):
-        return (("yes", _("Bound to a device")), ("no", _("Unbound")))
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(device__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(device__isnull=True)
-        return queryset
+    field = "device"
+    options = (("yes", _("Bound to a device"), False), ("no", _("Unbound"), True))
 
 
 class LicenseForm(forms.ModelForm):
