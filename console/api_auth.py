@@ -110,13 +110,10 @@ def active_key_by_digest(digest: str) -> ApiKey | None:
     """The unrevoked key with this digest and its tenant, in one indexed query; or None."""
     conn = connections[DEFAULT_DB_ALIAS]  # one thread-local look-up, not one per use
     sql, converters = _key_lookup(conn)
-    with conn.cursor() as cursor:
-        prepared.execute(
-            cursor, name="fc_api_key_lookup", sql=sql, params=[digest], types=["text"], conn=conn
-        )
-        row = cursor.fetchone()
-    if row is None:
+    rows = prepared.fetchall(sql, [digest])
+    if not rows:
         return None
+    (row,) = rows  # digests are unique
     values = []
     for value, (col, funcs) in zip(row, converters, strict=True):
         for func in funcs:

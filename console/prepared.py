@@ -1,49 +1,75 @@
 """Prepared statements for the few queries on the gateways' hot path.
 
-Django sends every query as text with its values inlined, so PostgreSQL parses and plans it
-on every call. For the API-key look-up and the entitlement statement that was most of the
-database's work under load (bench/RESULTS.md). On PostgreSQL each of them is prepared once
-per database session and then run with EXECUTE — through Django's cursor all the same, so
-it is logged and counted like any other query. Other databases run the plain statement.
+Django binds every query's values on the client and sends it as text, so PostgreSQL parses
+and plans it on every call, and psycopg quotes every value and parses every result as text.
+For the API-key look-up and the entitlement statement that was most of the work under load
+(bench/RESULTS.md). On PostgreSQL they go through psycopg's own server-side binding instead:
+prepared once per database session by psycopg (protocol-level Parse, then Bind/Execute with
+the values apart from the SQL), with results in psycopg's binary format. The cursor is still
+wrapped by Django, so the statement is logged and counted like any other query
+(CaptureQueriesContext, django.db.backends logging). Other databases run the plain statement.
 
-Behind a transaction-pooling proxy (PgBouncer) a session's prepared statement may be gone:
-the first EXECUTE that finds it missing switches that connection back to plain statements.
+Behind a transaction-pooling proxy (PgBouncer before 1.21) a session's prepared statement may
+be gone: the first execution that finds it missing switches that connection back to plain
+statements (inside a transaction the failure has aborted it, so it is raised instead).
 """
 
-import re
 import weakref
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connections
 
-# The underlying driver connection → names prepared in its session. Keyed by the driver's
-# object, so a reconnect (a new object, a new session) starts empty.
-_prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+# Driver connections that lost a prepared statement: plain statements from then on. Keyed
+# by the driver's object, so a reconnect (a new object, a new session) prepares again.
 _plain_only: "weakref.WeakSet[object]" = weakref.WeakSet()
-_PLACEHOLDER = re.compile(r"%s")
 _MISSING_PREPARED_STATEMENT = "26000"
 
 
-def execute(cursor, *, name: str, sql: str, params: list, types: list[str], conn=None) -> None:
-    """Run `sql` (with %s placeholders, one per entry of `params`, whose PostgreSQL types
-    are `types`) on `cursor` of `conn` (default: the default database), as prepared
-    statement `name` on PostgreSQL."""
-    conn = conn or connections[DEFAULT_DB_ALIAS]
-    raw = conn.connection
-    if conn.vendor != "postgresql" or raw is None or raw in _plain_only:
+class PreparedCursor(psycopg.Cursor):
+    """psycopg's server-side binding cursor, always asking for a prepared statement and
+    binary results. psycopg keeps one prepared statement per query text and parameter types
+    on each connection, and forgets them itself on ROLLBACK, DISCARD ALL or DEALLOCATE ALL.
+    Django's own cursors bind on the client and never prepare."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=True)
+
+    def _send_query_prepared(self, name, pgq, *, binary=None):
+        super()._send_query_prepared(name, pgq, binary=binary)
+        # As an unprepared execution does: Django's query log reads the statement here.
+        self._query = pgq
+
+
+def fetchall(sql: str, params: list, *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+    """The rows of `sql` (with %s placeholders, one per entry of `params`), run as a
+    prepared statement on PostgreSQL and as a plain one elsewhere."""
+    conn = connections[using]
+    if conn.vendor == "postgresql":
+        conn.close_if_health_check_failed()
+        conn.ensure_connection()
+        raw = conn.connection
+        if raw not in _plain_only:
+            if raw.prepare_threshold is None:
+                # Django turns psycopg's automatic preparation off; without a threshold
+                # psycopg ignores prepare=True too. Only PreparedCursor asks for it.
+                raw.prepare_threshold = 5
+            # One PreparedCursor per driver connection, kept open between calls (creating
+            # one costs about as much as the rest of the call's Python work); a reconnect
+            # (a new driver connection) gets a new one. Django wraps it on every call, so
+            # whether queries are logged is decided per call, as for any cursor.
+            cached = getattr(conn, "_fc_prepared_cursor", None)
+            if cached is None or cached.connection is not raw or cached.closed:
+                cached = conn._fc_prepared_cursor = PreparedCursor(raw)
+            with conn.wrap_database_errors:
+                cursor = conn._prepare_cursor(cached)
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+            except ProgrammingError as exc:
+                missing = getattr(exc.__cause__, "sqlstate", None) == _MISSING_PREPARED_STATEMENT
+                if not missing or conn.in_atomic_block:
+                    raise
+                _plain_only.add(raw)
+    with conn.cursor() as cursor:
         cursor.execute(sql, params)
-        return
-    names = _prepared.setdefault(raw, set())
-    if name not in names:
-        numbers = iter(range(1, len(params) + 1))
-        numbered = _PLACEHOLDER.sub(lambda _m: f"${next(numbers)}", sql)
-        cursor.execute(f"PREPARE {name} ({', '.join(types)}) AS {numbered}")
-        names.add(name)
-    placeholders = ", ".join(["%s"] * len(params))
-    try:
-        cursor.execute(f"EXECUTE {name} ({placeholders})", params)
-    except ProgrammingError as exc:
-        missing = getattr(exc.__cause__, "sqlstate", None) == _MISSING_PREPARED_STATEMENT
-        if not missing or conn.in_atomic_block:
-            raise
-        _plain_only.add(raw)
-        cursor.execute(sql, params)
+        return cursor.fetchall()

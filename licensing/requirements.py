@@ -8,6 +8,7 @@ a Decimal rounded with ROUND_HALF_UP.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from functools import lru_cache
 
 STANDARD_PIXELS = 1280 * 720  # one license covers one 720p stream's worth of pixels
 
@@ -50,9 +51,13 @@ def exact_ratio(aggregate: int) -> Decimal:
         return Decimal(aggregate) / Decimal(STANDARD_PIXELS)
 
 
+@lru_cache(maxsize=4096)
 def licenses_for_pixels(aggregate: int) -> int:
     """R1: max(1, round_half_up(aggregate / 1280×720)) on the exact ratio, as a Decimal with
-    ROUND_HALF_UP (1.5 → 2, 2.5 → 3; Python's round() would give 2 for 2.5)."""
+    ROUND_HALF_UP (1.5 → 2, 2.5 → 3; Python's round() would give 2 for 2.5).
+
+    Memoized: a pure function of one integer, and the entitlement hot path asks it once per
+    requested camera (R6), mostly for the same few sums."""
     rounded = exact_ratio(aggregate).to_integral_value(rounding=ROUND_HALF_UP)
     return max(1, int(rounded))
 

@@ -189,34 +189,19 @@ def device_entitlement_inputs(
     once per session on PostgreSQL (console.prepared)."""
     conn = connections[DEFAULT_DB_ALIAS]
     at_db = conn.ops.adapt_datetimefield_value(at or timezone.now())
-    with conn.cursor() as cursor:
-        prepared.execute(
-            cursor,
-            conn=conn,
-            name="fc_entitlement_inputs",
-            sql=_entitlement_sql(conn),
-            params=[
-                tenant.pk,
-                device_id,
-                str(License.Status.ACTIVE),
-                str(License.Status.EXPIRED),
-                at_db,
-                at_db,
-                tenant.pk,
-                device_id,
-            ],
-            types=[
-                "bigint",
-                "bigint",
-                "text",
-                "text",
-                "timestamptz",
-                "timestamptz",
-                "bigint",
-                "bigint",
-            ],
-        )
-        rows = cursor.fetchall()
+    rows = prepared.fetchall(
+        _entitlement_sql(conn),
+        [
+            tenant.pk,
+            device_id,
+            str(License.Status.ACTIVE),
+            str(License.Status.EXPIRED),
+            at_db,
+            at_db,
+            tenant.pk,
+            device_id,
+        ],
+    )
     if not rows:
         return None
     first = rows[0]
@@ -251,11 +236,13 @@ def _entitlement_by_key_sql(connection) -> str:
         # The first row (kind 0) is the key, its tenant, the device — only if it is that
         # tenant's — and the license counts (the same filter as _entitlement_sql, R5/R6);
         # then one row (kind 1) per camera. The two kinds leave each other's columns NULL,
-        # so the only timestamp read is the earliest expiry. No key, no rows.
+        # so the only timestamp read is the earliest expiry. No key, no rows. The device id
+        # is given to the license count directly, so the plan scans that device's licenses
+        # by its index however many licenses the tenant has.
         sql = f"""
             WITH k AS ({key_lookup_sql(connection)}),
             d AS (
-                SELECT d.id, d.max_concurrent_streams
+                SELECT d.id, d.tenant_id, d.max_concurrent_streams
                 FROM {device} d JOIN k ON d.tenant_id = k.tenant_id
                 WHERE d.id = %s
             )
@@ -271,9 +258,8 @@ def _entitlement_by_key_sql(connection) -> str:
                        COALESCE(SUM(CASE WHEN lic.first_served_at IS NULL THEN 1 ELSE 0 END), 0)
                            AS unserved
                 FROM {lic} lic
-                JOIN k ON lic.tenant_id = k.tenant_id
-                JOIN d ON lic.device_id = d.id
-                WHERE lic.status IN (%s, %s)
+                JOIN d ON lic.device_id = d.id AND lic.tenant_id = d.tenant_id
+                WHERE lic.device_id = %s AND lic.status IN (%s, %s)
                   AND lic.starts_at <= %s AND lic.expires_at > %s
             ) l
             UNION ALL
@@ -297,32 +283,19 @@ def device_entitlement_inputs_for_key(
     (No tenant argument, unlike other selectors: the key says which tenant.)"""
     conn = connections[DEFAULT_DB_ALIAS]
     at_db = conn.ops.adapt_datetimefield_value(at)
-    with conn.cursor() as cursor:
-        prepared.execute(
-            cursor,
-            conn=conn,
-            name="fc_entitlement_by_key",
-            sql=_entitlement_by_key_sql(conn),
-            params=[
-                conn.ops.adapt_datetimefield_value(stale_before),
-                digest,
-                device_id,
-                str(License.Status.ACTIVE),
-                str(License.Status.EXPIRED),
-                at_db,
-                at_db,
-            ],
-            types=[
-                "timestamptz",
-                "text",
-                "bigint",
-                "text",
-                "text",
-                "timestamptz",
-                "timestamptz",
-            ],
-        )
-        rows = cursor.fetchall()
+    rows = prepared.fetchall(
+        _entitlement_by_key_sql(conn),
+        [
+            conn.ops.adapt_datetimefield_value(stale_before),
+            digest,
+            device_id,
+            device_id,
+            str(License.Status.ACTIVE),
+            str(License.Status.EXPIRED),
+            at_db,
+            at_db,
+        ],
+    )
     if not rows:
         return None, None
     head = rows[0]

@@ -1,5 +1,6 @@
 """Prepared statements on the hot path (console.prepared): prepared once per PostgreSQL
-session, counted like any query, and a connection that loses them falls back to plain SQL."""
+session by psycopg and executed from then on, counted like any query, and a connection
+that loses them falls back to plain SQL."""
 
 import pytest
 from django.db import ProgrammingError, connection, transaction
@@ -7,54 +8,65 @@ from django.test.utils import CaptureQueriesContext
 
 from console import prepared
 
+SQL = "SELECT %s + 1 AS fc_prepared_test"
+
 
 def _run(value: int) -> int:
+    [(result,)] = prepared.fetchall(SQL, [value])
+    return result
+
+
+def _server_statement() -> tuple[int, int] | None:
+    """(executions, prepared statements) of SQL in this session, as PostgreSQL counts them."""
     with connection.cursor() as cursor:
-        prepared.execute(
-            cursor,
-            name="fc_test_add_one",
-            sql="SELECT %s + 1",
-            params=[value],
-            types=["bigint"],
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+            "WHERE statement = 'SELECT $1 + 1 AS fc_prepared_test'"
         )
-        return cursor.fetchone()[0]
+        rows = cursor.fetchall()
+    return (sum(r[0] for r in rows), len(rows)) if rows else None
+
+
+def _lose_prepared_statements() -> None:
+    """What a transaction-pooling proxy does: the server session no longer has them, and
+    psycopg does not know (sent below psycopg's bookkeeping)."""
+    result = connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
+    assert result.status == 1  # COMMAND_OK
 
 
 @pytest.mark.django_db
 def test_prepared_once_per_session_then_executed(postgres_only):
-    prepared._prepared.pop(connection.connection, None)
     with CaptureQueriesContext(connection) as ctx:
         assert _run(1) == 2
         assert _run(41) == 42
-    statements = [q["sql"].split(" ", 1)[0] for q in ctx.captured_queries]
-    assert statements == ["PREPARE", "EXECUTE", "EXECUTE"]
+        assert _run(99) == 100
+    # Counted and logged like any other query, as the statement sent (values apart).
+    assert [q["sql"] for q in ctx.captured_queries] == ["SELECT $1 + 1 AS fc_prepared_test"] * 3
+    # One server-side statement, executed three times.
+    assert _server_statement() == (3, 1)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_lost_prepared_statement_falls_back_to_plain_sql(postgres_only):
-    """What a transaction-pooling proxy does: the session no longer has the statement."""
     assert _run(1) == 2
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")
+    _lose_prepared_statements()
     try:
-        with CaptureQueriesContext(connection) as ctx:
-            assert _run(2) == 3
-            assert _run(3) == 4
-        assert [q["sql"] for q in ctx.captured_queries][-1].startswith("SELECT")
+        assert _run(2) == 3
+        assert connection.connection in prepared._plain_only
+        assert _run(3) == 4
+        assert _server_statement() is None  # not prepared again on this connection
     finally:
         prepared._plain_only.discard(connection.connection)
-        prepared._prepared.pop(connection.connection, None)
 
 
 @pytest.mark.django_db
 def test_inside_a_transaction_a_lost_statement_is_an_error(postgres_only):
-    """In a transaction the failed EXECUTE has already aborted it: no silent retry."""
+    """In a transaction the failed execution has already aborted it: no silent retry."""
     assert _run(1) == 2
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")
+    _lose_prepared_statements()
     with pytest.raises(ProgrammingError), transaction.atomic():
         _run(2)
-    prepared._prepared.pop(connection.connection, None)
+    assert connection.connection not in prepared._plain_only
 
 
 @pytest.mark.django_db
