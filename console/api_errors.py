@@ -6,8 +6,10 @@ Validation errors carry field messages under `errors`; every other error has an 
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -28,9 +30,19 @@ _CODES = {
     status.HTTP_406_NOT_ACCEPTABLE: "NOT_ACCEPTABLE",
     status.HTTP_409_CONFLICT: "CONFLICT",
     status.HTTP_410_GONE: "GONE",
+    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
     status.HTTP_429_TOO_MANY_REQUESTS: "THROTTLED",
 }
+
+
+class PayloadTooLarge(exceptions.APIException):
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE. Django raises RequestDataTooBig, which it
+    would answer with its HTML 400 page."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = gettext_lazy("The request body is too large.")
+    default_code = "PAYLOAD_TOO_LARGE"
 
 
 def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -89,6 +101,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug, not bad input: let it surface as a 500 and be fixed
 

@@ -7,6 +7,7 @@ device, its cameras and license counts), the R1/R6 decision, and nothing else.
 
 import datetime as dt
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -46,6 +47,7 @@ from console.api_auth import (
     key_checked,
     key_stale_before,
 )
+from console.api_errors import PayloadTooLarge
 from devices.models import FieldDevice
 from devices.services import lease_seconds
 from licensing import selectors, services
@@ -237,10 +239,10 @@ class EntitlementOutput(serializers.Serializer):
     valid_until = serializers.DateTimeField(allow_null=True)
 
 
-def _to_iso(value: dt.datetime) -> str:
-    """A time as DRF's DateTimeField writes it (ISO 8601 in the current time zone, UTC as
-    "Z"), without a field's settings look-ups on every call."""
-    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+def _to_iso(value: dt.datetime, tz: dt.tzinfo) -> str:
+    """A time as DRF's DateTimeField writes it (ISO 8601 in the current time zone `tz`,
+    UTC as "Z"), without a field's settings look-ups on every call."""
+    text = value.astimezone(tz).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -272,7 +274,10 @@ def _body(request):
     django_request = request._request
     if django_request.content_type == "application/json":
         charset = django_request.content_params.get("charset", "utf-8").lower()
-        body = django_request.body if charset in ("utf-8", "utf8") else b""
+        try:
+            body = django_request.body if charset in ("utf-8", "utf8") else b""
+        except RequestDataTooBig as exc:
+            raise PayloadTooLarge() from exc  # an APIException: judged after the key, too
         if body:
             try:
                 # As DRF's JSONParser with STRICT_JSON: NaN and Infinity are refused.
@@ -361,7 +366,15 @@ class EntitlementApi(APIView):
     def post(self, request, id: int):
         in_range = 1 <= id <= MAX_ID
         at = timezone.now()
+        tz = timezone.get_current_timezone()
         pending = request.user
+        # The body is read before the statement and judged after the key (a bad key is a
+        # 401 whatever the body): reading it while the process's caches are still warm
+        # costs less than after the wait for the database (bench/RESULTS.md).
+        try:
+            camera_ids, bad_body = _requested_cameras(_body(request)), None
+        except exceptions.APIException as exc:
+            camera_ids, bad_body = None, exc
         if type(pending) is PendingApiKey:
             # The key first: whatever the id or the body, a bad key is a 401 (as on every
             # other endpoint); an id out of range reads no device.
@@ -376,7 +389,8 @@ class EntitlementApi(APIView):
             inputs = None  # a console session: entitlement_decide reads the device
         if not in_range:
             raise exceptions.NotFound()
-        camera_ids = _requested_cameras(_body(request))  # a bad body is a 400 before a 404
+        if bad_body is not None:
+            raise bad_body  # a bad body is a 400 before a 404
         if inputs is None and type(pending) is PendingApiKey:
             raise exceptions.NotFound()  # not one of the key's tenant's devices
         result = services.entitlement_decide(
@@ -390,7 +404,7 @@ class EntitlementApi(APIView):
                 "licenses_required": result.licenses_required,
                 "granted_cameras": result.granted_cameras,
                 "denied_cameras": result.denied_cameras,
-                "valid_until": _to_iso(result.valid_until) if result.valid_until else None,
+                "valid_until": _to_iso(result.valid_until, tz) if result.valid_until else None,
             }
         )
 

@@ -49,6 +49,29 @@ def test_validation_error_names_the_field_in_detail(admin_api):
 
 
 @pytest.mark.parametrize(
+    "path", ["/api/v1/devices/", "/api/v1/quote", "/api/v1/devices/{device}/entitlement"]
+)
+def test_a_body_over_the_upload_limit_is_a_413_in_the_error_shape(
+    admin_api, tenant, path, settings
+):
+    """Over DATA_UPLOAD_MAX_MEMORY_SIZE: Django's own answer would be an HTML 400."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    device = DeviceFactory(tenant=tenant)
+    body = '{"serial": "' + "a" * 2000 + '"}'
+    response = admin_api.generic(
+        "POST", path.format(device=device.pk), body, content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "code": "PAYLOAD_TOO_LARGE",
+        "detail": response.json()["detail"],
+        "errors": {},
+    }
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/api/v1/",

@@ -216,6 +216,19 @@ def test_the_key_is_checked_before_the_id_and_the_body(tenant, device):
     assert right.post(url(999999), {}, format="json").status_code == 404
 
 
+def test_a_bad_key_is_a_401_even_with_a_body_over_the_limit(tenant, device, settings):
+    """The body is read before the statement but judged after the key."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    _key, raw = make_api_key(tenant, ApiKey.Role.VIEWER)
+    body = '{"cameras": [' + ", ".join(["1"] * 100) + "]}"
+    for header, expected in ((f"Bearer {raw}x", 401), (f"Bearer {raw}", 413)):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=header)
+        response = client.generic("POST", url(device.pk), body, content_type="application/json")
+        assert response.status_code == expected
+    assert not License.objects.filter(first_served_at__isnull=False).exists()
+
+
 def test_other_methods_authenticate_as_usual(tenant, device, anon_api):
     """Only POST reads the key in its own statement; OPTIONS and a 405 still need a key."""
     _key, raw = make_api_key(tenant, ApiKey.Role.VIEWER)
