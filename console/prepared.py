@@ -9,9 +9,10 @@ the values apart from the SQL), with results in psycopg's binary format. The cur
 wrapped by Django, so the statement is logged and counted like any other query
 (CaptureQueriesContext, django.db.backends logging). Other databases run the plain statement.
 
-Behind a transaction-pooling proxy (PgBouncer before 1.21) a session's prepared statement may
-be gone: the first execution that finds it missing switches that connection back to plain
-statements (inside a transaction the failure has aborted it, so it is raised instead).
+Behind a transaction-pooling proxy (PgBouncer before 1.21) the server session may change
+between calls: the first execution that finds its statement missing, or another client's of
+the same name, switches that connection back to plain statements (inside a transaction the
+failure has aborted it, so it is raised instead).
 """
 
 import weakref
@@ -22,7 +23,9 @@ from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connections
 # Driver connections that lost a prepared statement: plain statements from then on. Keyed
 # by the driver's object, so a reconnect (a new object, a new session) prepares again.
 _plain_only: "weakref.WeakSet[object]" = weakref.WeakSet()
-_MISSING_PREPARED_STATEMENT = "26000"
+# What a proxy's shared server sessions answer: a statement this connection prepared is not
+# there, or one of the same name (psycopg numbers its own per connection) already is.
+_LOST_PREPARED_STATEMENT = {"26000", "42P05"}
 
 
 class PreparedCursor(psycopg.Cursor):
@@ -66,8 +69,8 @@ def fetchall(sql: str, params: list, *, using: str = DEFAULT_DB_ALIAS) -> list[t
                 cursor.execute(sql, params)
                 return cursor.fetchall()
             except ProgrammingError as exc:
-                missing = getattr(exc.__cause__, "sqlstate", None) == _MISSING_PREPARED_STATEMENT
-                if not missing or conn.in_atomic_block:
+                lost = getattr(exc.__cause__, "sqlstate", None) in _LOST_PREPARED_STATEMENT
+                if not lost or conn.in_atomic_block:
                     raise
                 _plain_only.add(raw)
     with conn.cursor() as cursor:

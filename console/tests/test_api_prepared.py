@@ -59,6 +59,20 @@ def test_a_lost_prepared_statement_falls_back_to_plain_sql(postgres_only):
         prepared._plain_only.discard(connection.connection)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_name_taken_on_the_server_falls_back_to_plain_sql(postgres_only):
+    """Another client's statement of the name psycopg picks next, on a shared session."""
+    connection.ensure_connection()
+    raw = connection.connection
+    taken = f"_pg3_{raw._prepared._prepared_idx}".encode()
+    assert raw.pgconn.exec_(b"PREPARE " + taken + b" AS SELECT 1").status == 1
+    try:
+        assert _run(5) == 6
+        assert connection.connection in prepared._plain_only
+    finally:
+        prepared._plain_only.discard(connection.connection)
+
+
 @pytest.mark.django_db
 def test_inside_a_transaction_a_lost_statement_is_an_error(postgres_only):
     """In a transaction the failed execution has already aborted it: no silent retry."""
