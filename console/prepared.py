@@ -9,10 +9,17 @@ the values apart from the SQL), with results in psycopg's binary format. The cur
 wrapped by Django, so the statement is logged and counted like any other query
 (CaptureQueriesContext, django.db.backends logging). Other databases run the plain statement.
 
-Behind a transaction-pooling proxy (PgBouncer before 1.21) the server session may change
-between calls: the first execution that finds its statement missing, or another client's of
-the same name, switches that connection back to plain statements (inside a transaction the
-failure has aborted it, so it is raised instead).
+Plain statements are also used on PostgreSQL when:
+- the deployment goes through a transaction-pooling proxy (`DB_TRANSACTION_POOLING`, which
+  sets Django's own DISABLE_SERVER_SIDE_CURSORS): psycopg names its statements _pg3_0,
+  _pg3_1, … on every connection, so on a server session shared by several clients a name
+  could stand for another client's statement. (PgBouncer 1.21 and later with
+  max_prepared_statements tracks protocol-level statements itself and needs no setting.)
+- the database OPTIONS turn on server-side binding for every query without a
+  prepare_threshold: preparing for this module would then prepare Django's queries too.
+Should a statement still go missing (a proxy, DISCARD ALL), the first execution that finds
+it so switches that connection back to plain statements; inside a transaction the failure
+has aborted it, so it is raised instead.
 """
 
 import weakref
@@ -23,8 +30,7 @@ from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connections
 # Driver connections that lost a prepared statement: plain statements from then on. Keyed
 # by the driver's object, so a reconnect (a new object, a new session) prepares again.
 _plain_only: "weakref.WeakSet[object]" = weakref.WeakSet()
-# What a proxy's shared server sessions answer: a statement this connection prepared is not
-# there, or one of the same name (psycopg numbers its own per connection) already is.
+# The statement this connection prepared is not there, or one of the same name already is.
 _LOST_PREPARED_STATEMENT = {"26000", "42P05"}
 
 
@@ -32,7 +38,8 @@ class PreparedCursor(psycopg.Cursor):
     """psycopg's server-side binding cursor, always asking for a prepared statement and
     binary results. psycopg keeps one prepared statement per query text and parameter types
     on each connection, and forgets them itself on ROLLBACK, DISCARD ALL or DEALLOCATE ALL.
-    Django's own cursors bind on the client and never prepare."""
+    Binary results give the same Python values as Django's text loaders for what these
+    statements read (integers, text, booleans, timestamps, numerics; not json)."""
 
     def execute(self, query, params=None, *, prepare=None, binary=None):
         return super().execute(query, params, prepare=True, binary=True)
@@ -43,6 +50,19 @@ class PreparedCursor(psycopg.Cursor):
         self._query = pgq
 
 
+def _may_prepare(conn, raw) -> bool:
+    if raw in _plain_only or conn.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        return False
+    if raw.prepare_threshold is None:
+        if conn.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+            return False
+        # Django turns psycopg's automatic preparation off, and without a threshold psycopg
+        # ignores prepare=True too. Django's own cursors bind on the client and never
+        # prepare, whatever the threshold: only PreparedCursor asks.
+        raw.prepare_threshold = 5
+    return True
+
+
 def fetchall(sql: str, params: list, *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
     """The rows of `sql` (with %s placeholders, one per entry of `params`), run as a
     prepared statement on PostgreSQL and as a plain one elsewhere."""
@@ -51,11 +71,7 @@ def fetchall(sql: str, params: list, *, using: str = DEFAULT_DB_ALIAS) -> list[t
         conn.close_if_health_check_failed()
         conn.ensure_connection()
         raw = conn.connection
-        if raw not in _plain_only:
-            if raw.prepare_threshold is None:
-                # Django turns psycopg's automatic preparation off; without a threshold
-                # psycopg ignores prepare=True too. Only PreparedCursor asks for it.
-                raw.prepare_threshold = 5
+        if _may_prepare(conn, raw):
             # One PreparedCursor per driver connection, kept open between calls (creating
             # one costs about as much as the rest of the call's Python work); a reconnect
             # (a new driver connection) gets a new one. Django wraps it on every call, so
@@ -70,7 +86,8 @@ def fetchall(sql: str, params: list, *, using: str = DEFAULT_DB_ALIAS) -> list[t
                 return cursor.fetchall()
             except ProgrammingError as exc:
                 lost = getattr(exc.__cause__, "sqlstate", None) in _LOST_PREPARED_STATEMENT
-                if not lost or conn.in_atomic_block:
+                # In a transaction (atomic, or autocommit off) the failure aborted it.
+                if not lost or conn.in_atomic_block or not conn.get_autocommit():
                     raise
                 _plain_only.add(raw)
     with conn.cursor() as cursor:

@@ -270,21 +270,23 @@ def _body(request):
     """request.data, read straight from the bytes for the usual body (JSON in UTF-8, which
     parses): DRF's parser machinery cost more than the rest of this call. Anything else —
     another media type or charset, no body, a body that does not parse — goes through DRF,
-    which answers 415/400 in its own words, exactly as before."""
+    which answers 415/400 in its own words, exactly as before. A body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, raised as an APIException so that the view can
+    judge it after the key, like every other body error."""
     django_request = request._request
-    if django_request.content_type == "application/json":
-        charset = django_request.content_params.get("charset", "utf-8").lower()
-        try:
+    try:
+        if django_request.content_type == "application/json":
+            charset = django_request.content_params.get("charset", "utf-8").lower()
             body = django_request.body if charset in ("utf-8", "utf8") else b""
-        except RequestDataTooBig as exc:
-            raise PayloadTooLarge() from exc  # an APIException: judged after the key, too
-        if body:
-            try:
-                # As DRF's JSONParser with STRICT_JSON: NaN and Infinity are refused.
-                return json.loads(body.decode(), parse_constant=json.strict_constant)
-            except ValueError:
-                pass  # DRF parses it again and words the 400
-    return request.data
+            if body:
+                try:
+                    # As DRF's JSONParser with STRICT_JSON: NaN and Infinity are refused.
+                    return json.loads(body.decode(), parse_constant=json.strict_constant)
+                except ValueError:
+                    pass  # DRF parses it again and words the 400
+        return request.data
+    except RequestDataTooBig as exc:
+        raise PayloadTooLarge() from exc
 
 
 def _json_response(data: dict) -> HttpResponse:

@@ -2,6 +2,11 @@
 session by psycopg and executed from then on, counted like any query, and a connection
 that loses them falls back to plain SQL."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.db import ProgrammingError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -90,3 +95,65 @@ def test_other_databases_run_the_plain_statement():
     with CaptureQueriesContext(connection) as ctx:
         assert _run(1) == 2
     assert ctx.captured_queries[0]["sql"].startswith("SELECT")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_autocommit_off_a_lost_statement_is_an_error(postgres_only):
+    """Outside atomic() but in a transaction all the same: no silent retry either."""
+    assert _run(1) == 2
+    transaction.set_autocommit(False)
+    try:
+        _lose_prepared_statements()
+        with pytest.raises(ProgrammingError):
+            _run(2)
+        assert connection.connection not in prepared._plain_only
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+
+
+@pytest.mark.django_db
+def test_behind_a_transaction_pooler_statements_are_plain(postgres_only, monkeypatch):
+    """DB_TRANSACTION_POOLING: a shared server session could hold another client's
+    statement under psycopg's name, so nothing is prepared."""
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    with CaptureQueriesContext(connection) as ctx:
+        assert _run(7) == 8
+    assert ctx.captured_queries[0]["sql"] == "SELECT 7 + 1 AS fc_prepared_test"
+    assert _server_statement() is None
+
+
+@pytest.mark.django_db
+def test_server_side_binding_everywhere_is_not_turned_into_preparing(postgres_only, monkeypatch):
+    """With OPTIONS server_side_binding and no prepare_threshold, a threshold set here would
+    prepare Django's own queries as well: the statement runs plain instead."""
+    connection.ensure_connection()
+    raw = connection.connection
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {"server_side_binding": True})
+    monkeypatch.setattr(raw, "prepare_threshold", None)
+    assert _run(1) == 2
+    assert raw.prepare_threshold is None
+    assert _server_statement() is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", "True"), ("false", "False"), (None, "False")]
+)
+def test_db_transaction_pooling_sets_djangos_own_setting(value, expected):
+    env = {k: v for k, v in os.environ.items() if k != "DB_TRANSACTION_POOLING"}
+    if value is not None:
+        env["DB_TRANSACTION_POOLING"] = value
+    env["DJANGO_SETTINGS_MODULE"] = "console.settings"
+    code = (
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['DISABLE_SERVER_SIDE_CURSORS'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == expected
