@@ -289,6 +289,26 @@ def _body(request):
         raise PayloadTooLarge() from exc
 
 
+# A usual body ({"cameras": [up to MAX_REQUESTED_CAMERAS ids]}) is well under this.
+_EARLY_BODY_BYTES = 2048
+
+
+def _small_body(request) -> bool:
+    try:
+        length = int(request._request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    return length <= _EARLY_BODY_BYTES
+
+
+def _read_cameras(request) -> tuple[list[int] | None, exceptions.APIException | None]:
+    """The requested camera ids (None: all enabled cameras), or the error the body earns."""
+    try:
+        return _requested_cameras(_body(request)), None
+    except exceptions.APIException as exc:
+        return None, exc
+
+
 def _json_response(data: dict) -> HttpResponse:
     # What JSONRenderer would write for these values (compact, UTF-8), without a
     # rendering pass per call.
@@ -370,13 +390,13 @@ class EntitlementApi(APIView):
         at = timezone.now()
         tz = timezone.get_current_timezone()
         pending = request.user
-        # The body is read before the statement and judged after the key (a bad key is a
-        # 401 whatever the body): reading it while the process's caches are still warm
-        # costs less than after the wait for the database (bench/RESULTS.md).
-        try:
-            camera_ids, bad_body = _requested_cameras(_body(request)), None
-        except exceptions.APIException as exc:
-            camera_ids, bad_body = None, exc
+        # A small body is read before the statement and judged after the key (a bad key is
+        # a 401 whatever the body): reading it while the process's caches are still warm
+        # costs less than after the wait for the database (bench/RESULTS.md). A larger one
+        # is read only once the key has passed, as before: no parsing for unknown callers.
+        early = _small_body(request)
+        if early:
+            camera_ids, bad_body = _read_cameras(request)
         if type(pending) is PendingApiKey:
             # The key first: whatever the id or the body, a bad key is a 401 (as on every
             # other endpoint); an id out of range reads no device.
@@ -391,6 +411,8 @@ class EntitlementApi(APIView):
             inputs = None  # a console session: entitlement_decide reads the device
         if not in_range:
             raise exceptions.NotFound()
+        if not early:
+            camera_ids, bad_body = _read_cameras(request)
         if bad_body is not None:
             raise bad_body  # a bad body is a 400 before a 404
         if inputs is None and type(pending) is PendingApiKey:

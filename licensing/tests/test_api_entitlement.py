@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from console.models import ApiKey, Tenant, api_key_digest
 from console.tests.factories import CameraFactory, DeviceFactory, LicenseFactory, make_api_key
+from licensing import api as licensing_api
 from licensing.models import License
 from licensing.selectors import (
     device_entitlement_inputs,
@@ -220,9 +221,15 @@ def test_a_bad_key_is_a_401_even_with_a_body_over_the_limit(tenant, device, sett
     """The body is read before the statement but judged after the key."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     _key, raw = make_api_key(tenant, ApiKey.Role.VIEWER)
-    body = '{"cameras": [' + ", ".join(["1"] * 100) + "]}"
+    small = '{"cameras": [' + ", ".join(["1"] * 100) + "]}"  # read before the key check
+    large = '{"cameras": [' + ", ".join(["1"] * 1000) + "]}"  # read after it
     # UTF-8 bodies are read by the view itself, others through DRF's parser: both defer.
-    for content_type in ("application/json", "application/json; charset=latin-1"):
+    for content_type, body in (
+        ("application/json", small),
+        ("application/json; charset=latin-1", small),
+        ("application/json", large),
+        ("application/json; charset=latin-1", large),
+    ):
         for header, device_id, expected in (
             (f"Bearer {raw}x", device.pk, 401),
             (f"Bearer {raw}", 0, 404),
@@ -234,6 +241,25 @@ def test_a_bad_key_is_a_401_even_with_a_body_over_the_limit(tenant, device, sett
             assert response.status_code == expected, (content_type, header)
             assert set(response.json()) >= {"code", "detail", "errors"}
     assert not License.objects.filter(first_served_at__isnull=False).exists()
+
+
+def test_a_large_body_is_not_read_for_a_bad_key(tenant, device, monkeypatch):
+    """Only small bodies are read before the key check; nobody without a key gets a large
+    one parsed."""
+    _key, raw = make_api_key(tenant, ApiKey.Role.VIEWER)
+    calls = []
+    real = licensing_api._requested_cameras
+    monkeypatch.setattr(
+        licensing_api, "_requested_cameras", lambda data: calls.append(1) or real(data)
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}x")
+    large = '{"cameras": [' + ", ".join(["1"] * 1000) + "]}"
+    for body, parsed in (("{}", 1), (large, 0)):
+        calls.clear()
+        response = client.generic("POST", url(device.pk), body, content_type="application/json")
+        assert response.status_code == 401
+        assert len(calls) == parsed
 
 
 def test_other_methods_authenticate_as_usual(tenant, device, anon_api):
