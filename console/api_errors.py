@@ -30,10 +30,20 @@ _CODES = {
     status.HTTP_406_NOT_ACCEPTABLE: "NOT_ACCEPTABLE",
     status.HTTP_409_CONFLICT: "CONFLICT",
     status.HTTP_410_GONE: "GONE",
+    status.HTTP_411_LENGTH_REQUIRED: "LENGTH_REQUIRED",
     status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
     status.HTTP_429_TOO_MANY_REQUESTS: "THROTTLED",
 }
+
+
+class LengthRequired(exceptions.APIException):
+    """A chunked body: without a Content-Length the WSGI request reads nothing, and an empty
+    body would be taken for no body at all."""
+
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_detail = gettext_lazy("Send the body with a Content-Length, not chunked.")
+    default_code = "LENGTH_REQUIRED"
 
 
 class PayloadTooLarge(exceptions.APIException):

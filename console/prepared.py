@@ -11,10 +11,9 @@ wrapped by Django, so the statement is logged and counted like any other query
 
 Plain statements are also used on PostgreSQL when:
 - the deployment goes through a transaction-pooling proxy (`DB_TRANSACTION_POOLING`, which
-  sets Django's own DISABLE_SERVER_SIDE_CURSORS): psycopg names its statements _pg3_0,
-  _pg3_1, … on every connection, so on a server session shared by several clients a name
-  could stand for another client's statement. (PgBouncer 1.21 and later with
-  max_prepared_statements tracks protocol-level statements itself and needs no setting.)
+  sets Django's own DISABLE_SERVER_SIDE_CURSORS, needed there in any case): psycopg names
+  its statements _pg3_0, _pg3_1, … on every connection, so on a server session shared by
+  several clients a name could stand for another client's statement.
 - the database OPTIONS turn on server-side binding for every query without a
   prepare_threshold: preparing for this module would then prepare Django's queries too.
 Should a statement still go missing (a proxy, DISCARD ALL), the first execution that finds

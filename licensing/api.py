@@ -15,7 +15,6 @@ from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils import json
@@ -47,7 +46,8 @@ from console.api_auth import (
     key_checked,
     key_stale_before,
 )
-from console.api_errors import PayloadTooLarge
+from console.api_errors import LengthRequired, PayloadTooLarge
+from console.api_parsers import JSONParser, too_deep
 from devices.models import FieldDevice
 from devices.services import lease_seconds
 from licensing import selectors, services
@@ -274,6 +274,13 @@ def _body(request):
     DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, raised as an APIException so that the view can
     judge it after the key, like every other body error."""
     django_request = request._request
+    meta = django_request.META
+    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        raise LengthRequired()
+    try:
+        int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return request.data  # DRF reads it as no body; Django's own reader would fail
     try:
         if django_request.content_type == "application/json":
             charset = django_request.content_params.get("charset", "utf-8").lower()
@@ -284,6 +291,8 @@ def _body(request):
                     return json.loads(body.decode(), parse_constant=json.strict_constant)
                 except ValueError:
                     pass  # DRF parses it again and words the 400
+                except RecursionError as exc:
+                    raise too_deep() from exc
         return request.data
     except RequestDataTooBig as exc:
         raise PayloadTooLarge() from exc

@@ -51,6 +51,21 @@ def test_validation_error_names_the_field_in_detail(admin_api):
 @pytest.mark.parametrize(
     "path", ["/api/v1/devices/", "/api/v1/quote", "/api/v1/devices/{device}/entitlement"]
 )
+@pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000])
+def test_json_nested_too_deep_is_a_400_not_a_500(admin_api, tenant, path, body):
+    """Python's JSON parser gives up on deep nesting with a RecursionError, not a ValueError."""
+    device = DeviceFactory(tenant=tenant)
+    response = admin_api.generic(
+        "POST", path.format(device=device.pk), body, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID"
+    assert response.json()["errors"] == {}
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/devices/", "/api/v1/quote", "/api/v1/devices/{device}/entitlement"]
+)
 def test_a_body_over_the_upload_limit_is_a_413_in_the_error_shape(
     admin_api, tenant, path, settings
 ):

@@ -243,6 +243,54 @@ def test_a_bad_key_is_a_401_even_with_a_body_over_the_limit(tenant, device, sett
     assert not License.objects.filter(first_served_at__isnull=False).exists()
 
 
+@pytest.mark.parametrize("size", [2048, 2049])  # read before the key check, or after it
+def test_a_bad_key_is_a_401_whatever_the_body(tenant, device, size):
+    _key, raw = make_api_key(tenant, ApiKey.Role.VIEWER)
+    bodies = [
+        ("[" * (size // 2) + "]" * (size - size // 2), "application/json"),  # nested too deep
+        ("{" + " " * (size - 2) + "}", "application/json; charset=latin-1"),
+        ("x" * size, "text/plain"),
+    ]
+    for body, content_type in bodies:
+        assert len(body) == size
+        for header, device_id, expected in (
+            (f"Bearer {raw}x", device.pk, 401),
+            (f"Bearer {raw}", 0, 404),
+        ):
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=header)
+            response = client.generic("POST", url(device_id), body, content_type=content_type)
+            assert response.status_code == expected, (body[:10], content_type, header)
+
+
+def test_a_chunked_body_is_refused_rather_than_read_as_empty(admin_api, tenant, device):
+    """Without a Content-Length the WSGI request reads nothing: an empty body would mean
+    "all enabled cameras", not the cameras the gateway sent."""
+    CameraFactory(device=device)
+    LicenseFactory(tenant=tenant, device=device)
+    response = admin_api.generic(
+        "POST",
+        url(device.pk),
+        "",
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    assert response.status_code == 411
+    assert response.json()["code"] == "LENGTH_REQUIRED"
+    assert not License.objects.filter(first_served_at__isnull=False).exists()
+
+
+def test_an_invalid_content_length_reads_as_no_body(admin_api, tenant, device):
+    """As DRF reads it (gunicorn refuses such a header before Django sees it)."""
+    cam = CameraFactory(device=device)
+    LicenseFactory(tenant=tenant, device=device)
+    response = admin_api.generic(
+        "POST", url(device.pk), "", content_type="application/json", CONTENT_LENGTH="abc"
+    )
+    assert response.status_code == 200
+    assert response.json()["granted_cameras"] == [cam.pk]
+
+
 def test_a_large_body_is_not_read_for_a_bad_key(tenant, device, monkeypatch):
     """Only small bodies are read before the key check; nobody without a key gets a large
     one parsed."""
