@@ -174,6 +174,8 @@ _ERROR_TEXT = {
     404: gettext_lazy("No such object in this tenant."),
     409: gettext_lazy("The change conflicts with the object's state."),
     410: gettext_lazy("Gone."),
+    411: gettext_lazy("A chunked body: send it with a Content-Length (LENGTH_REQUIRED)."),
+    413: gettext_lazy("The body is over the upload limit (PAYLOAD_TOO_LARGE)."),
 }
 
 

@@ -358,7 +358,7 @@ class EntitlementApi(APIView):
             "device's valid licenses as served (R10). Any key role may ask."
         ),
         request=EntitlementInput,
-        responses={200: EntitlementOutput, **error_responses(400, 404)},
+        responses={200: EntitlementOutput, **error_responses(400, 404, 411, 413)},
         examples=[
             OpenApiExample(
                 "Some cameras",
