@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 
 from billing import selectors, services
 from billing.models import Order, OrderLicense, Payment, RefundRequest, TenantTotals
+from console.admin_filters import ReadOnlyAdminMixin
 from console.errors import ServiceError
 
 LICENSE_IDS_SHOWN = 50
@@ -46,33 +47,21 @@ class DecisionForm(forms.Form):
     )
 
 
-class PaymentInline(admin.StackedInline):
+class PaymentInline(ReadOnlyAdminMixin, admin.StackedInline):
     model = Payment
     extra = 0
     can_delete = False
     fields = ["reference", "amount", "currency", "confirmed_by", "confirmed_at"]
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class RefundRequestInline(admin.TabularInline):
+class RefundRequestInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = RefundRequest
     extra = 0
     can_delete = False
     fields = ["status", "reason", "amount", "requested_by", "requested_at", "decided_by"]
     readonly_fields = fields
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Order)
@@ -251,7 +240,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: a payment exists only through a confirmation."""
 
     list_display = ["id", "order", "tenant", "reference", "amount", "currency", "confirmed_by"]
@@ -264,15 +253,6 @@ class PaymentAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("tenant"), ordering="order__tenant__name")
     def tenant(self, payment):
         return payment.order.tenant
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(RefundRequest)
@@ -453,7 +433,7 @@ class RefundRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(TenantTotals)
-class TenantTotalsAdmin(admin.ModelAdmin):
+class TenantTotalsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Totals per tenant: paid, refunded and pending order totals (CNY)."""
 
     list_display = [
@@ -504,12 +484,3 @@ class TenantTotalsAdmin(admin.ModelAdmin):
     def orders_link(self, tenant):
         url = reverse("admin:billing_order_changelist") + f"?tenant__id__exact={tenant.pk}"
         return format_html('<a href="{}">{}</a>', url, _("orders"))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

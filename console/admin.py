@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from console.admin_filters import NullFilter
+from console.admin_filters import NullFilter, ReadOnlyAdminMixin
 from console.models import ApiKey, AuditEvent, Membership, Tenant, User
 from console.services import api_key_create, api_key_revoke, audit_record, tenant_set_status
 
@@ -349,7 +349,7 @@ class AuditActorFilter(NullFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: append-only, so staff may read it but never add, change or delete."""
 
     list_display = ("created_at", "tenant", "action", "target_type", "target_id", "who")
@@ -371,15 +371,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description=_("actor"), ordering="actor_label")
     def who(self, obj: AuditEvent) -> str:
         return obj.actor_label or str(obj.actor or "")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # Beta applications (R9) keep their admin beside their services, in console/admin_beta.py;

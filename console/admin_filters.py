@@ -21,3 +21,17 @@ class NullFilter(admin.SimpleListFilter):
             if self.value() == value:
                 return queryset.filter(**{f"{self.field}__isnull": isnull})
         return queryset
+
+
+class ReadOnlyAdminMixin:
+    """For admins and inlines of records that change only through services (payments,
+    audit events, sent reminders, totals): staff may look, never add, edit or delete."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

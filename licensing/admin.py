@@ -15,7 +15,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from console.admin_filters import NullFilter
+from console.admin_filters import NullFilter, ReadOnlyAdminMixin
 from console.errors import ServiceError
 from devices.admin import DeviceAdmin
 from devices.models import FieldDevice
@@ -235,7 +235,7 @@ class LicenseAdmin(admin.ModelAdmin):
 
 
 @admin.register(SentReminder)
-class SentReminderAdmin(admin.ModelAdmin):
+class SentReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """R11's exactly-once record of renewal emails: written by the reminder job only."""
 
     list_display = (
@@ -251,12 +251,3 @@ class SentReminderAdmin(admin.ModelAdmin):
     list_select_related = ("tenant",)
     search_fields = ("tenant__name", "tenant__slug", "note")
     date_hierarchy = "expiry_date"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
