@@ -644,6 +644,19 @@ def _lock_request(refund_request: RefundRequest | int) -> tuple[RefundRequest, O
 
 
 @transaction.atomic
+def _record_decision(
+    request: RefundRequest, status: str, *, actor: Actor, note: str, at: dt.datetime
+) -> None:
+    request.status = status
+    request.decided_by_user = _actor_user(actor)
+    request.decided_by = actor_label(actor)
+    request.decided_at = at
+    request.decision_note = (note or "")[:500]
+    request.save(
+        update_fields=["status", "decided_by_user", "decided_by", "decided_at", "decision_note"]
+    )
+
+
 def refund_approve(
     *,
     refund_request: RefundRequest | int,
@@ -700,14 +713,7 @@ def refund_approve(
     order.status = Order.Status.REFUNDED
     order.refunded_at = at
     order.save(update_fields=["status", "refunded_at"])
-    request.status = RefundRequest.Status.APPROVED
-    request.decided_by_user = _actor_user(actor)
-    request.decided_by = actor_label(actor)
-    request.decided_at = at
-    request.decision_note = (note or "")[:500]
-    request.save(
-        update_fields=["status", "decided_by_user", "decided_by", "decided_at", "decision_note"]
-    )
+    _record_decision(request, RefundRequest.Status.APPROVED, actor=actor, note=note, at=at)
     audit_record(
         tenant=tenant,
         action="order.refunded",
@@ -728,14 +734,7 @@ def refund_reject(
 ) -> RefundRequest:
     at = at or timezone.now()
     request, order = _lock_request(refund_request)
-    request.status = RefundRequest.Status.REJECTED
-    request.decided_by_user = _actor_user(actor)
-    request.decided_by = actor_label(actor)
-    request.decided_at = at
-    request.decision_note = (note or "")[:500]
-    request.save(
-        update_fields=["status", "decided_by_user", "decided_by", "decided_at", "decision_note"]
-    )
+    _record_decision(request, RefundRequest.Status.REJECTED, actor=actor, note=note, at=at)
     audit_record(
         tenant=order.tenant,
         action="refund.rejected",
