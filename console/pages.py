@@ -11,8 +11,7 @@ from functools import wraps
 from django.http import HttpResponseForbidden
 from django.utils.translation import gettext as _
 
-from console.errors import ServiceError
-from console.views import MANAGER_ROLES, member_required
+from console.views import MANAGER_ROLES, form_errors_from, member_required
 
 __all__ = [
     "can_change",
@@ -48,19 +47,6 @@ def change_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def form_errors_from(form, exc: ServiceError) -> None:
-    """Put a service's refusal on the form: field errors on their fields when the form has
-    them, everything else (a 409's detail included) as a form-wide error."""
-    placed = False
-    for field, messages_ in exc.errors.items():
-        target = field if field in form.fields else None
-        for message in messages_:
-            form.add_error(target, message)
-            placed = True
-    if not placed:
-        form.add_error(None, str(exc.detail))
 
 
 def form_key() -> str:

@@ -89,8 +89,10 @@ def member_required(view):
     return wrapper
 
 
-def _form_errors_from(form, exc: ServiceError) -> None:
-    """Show a service's error on the form: field errors where the field exists."""
+def form_errors_from(form, exc: ServiceError) -> None:
+    """Put a service's refusal on the form: field errors on their fields when the form has
+    them, everything else (a 409's detail included) as a form-wide error. (The other apps'
+    pages take it from console.pages.)"""
     placed = False
     for field, messages_ in exc.errors.items():
         target = field if field in form.fields else None
@@ -204,7 +206,7 @@ def apply(request):
         try:
             beta_services.beta_application_submit(applicant=request.user, **form.cleaned_data)
         except ServiceError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
         else:
             messages.success(request, _("Thank you: your application is submitted."))
             return redirect("application")
@@ -287,7 +289,7 @@ def api_keys(request):
                     actor=request.user,
                 )
             except ServiceError as exc:
-                _form_errors_from(form, exc)
+                form_errors_from(form, exc)
             else:
                 # The raw key is shown in this response only: it is never stored, so a
                 # redirect could not show it again.
