@@ -7,13 +7,9 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
 
-def too_deep() -> ParseError:
-    return ParseError(_("JSON parse error - the body is nested too deeply."))
-
-
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
-            raise too_deep() from exc
+            raise ParseError(_("JSON parse error - the body is nested too deeply.")) from exc

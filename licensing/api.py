@@ -47,7 +47,7 @@ from console.api_auth import (
     key_stale_before,
 )
 from console.api_errors import LengthRequired, PayloadTooLarge
-from console.api_parsers import JSONParser, too_deep
+from console.api_parsers import JSONParser
 from devices.models import FieldDevice
 from devices.services import lease_seconds
 from licensing import selectors, services
@@ -266,7 +266,15 @@ def _requested_cameras(data) -> list[int] | None:
     return validated(EntitlementInput, data).get("cameras")
 
 
-def _body(request):
+def _content_length(request) -> int | None:
+    """The request's Content-Length; None when it is not a number."""
+    try:
+        return int(request._request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+
+
+def _body(request, length: int | None):
     """request.data, read straight from the bytes for the usual body (JSON in UTF-8, which
     parses): DRF's parser machinery cost more than the rest of this call. Anything else —
     another media type or charset, no body, a body that does not parse — goes through DRF,
@@ -274,12 +282,9 @@ def _body(request):
     DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, raised as an APIException so that the view can
     judge it after the key, like every other body error."""
     django_request = request._request
-    meta = django_request.META
-    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+    if "chunked" in django_request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         raise LengthRequired()
-    try:
-        int(meta.get("CONTENT_LENGTH") or 0)
-    except ValueError:
+    if length is None:
         return request.data  # DRF reads it as no body; Django's own reader would fail
     try:
         if django_request.content_type == "application/json":
@@ -289,10 +294,8 @@ def _body(request):
                 try:
                     # As DRF's JSONParser with STRICT_JSON: NaN and Infinity are refused.
                     return json.loads(body.decode(), parse_constant=json.strict_constant)
-                except ValueError:
+                except (ValueError, RecursionError):
                     pass  # DRF parses it again and words the 400
-                except RecursionError as exc:
-                    raise too_deep() from exc
         return request.data
     except RequestDataTooBig as exc:
         raise PayloadTooLarge() from exc
@@ -302,18 +305,12 @@ def _body(request):
 _EARLY_BODY_BYTES = 2048
 
 
-def _small_body(request) -> bool:
-    try:
-        length = int(request._request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return False
-    return length <= _EARLY_BODY_BYTES
-
-
-def _read_cameras(request) -> tuple[list[int] | None, exceptions.APIException | None]:
+def _read_cameras(
+    request, length: int | None
+) -> tuple[list[int] | None, exceptions.APIException | None]:
     """The requested camera ids (None: all enabled cameras), or the error the body earns."""
     try:
-        return _requested_cameras(_body(request)), None
+        return _requested_cameras(_body(request, length)), None
     except exceptions.APIException as exc:
         return None, exc
 
@@ -403,9 +400,10 @@ class EntitlementApi(APIView):
         # a 401 whatever the body): reading it while the process's caches are still warm
         # costs less than after the wait for the database (bench/RESULTS.md). A larger one
         # is read only once the key has passed, as before: no parsing for unknown callers.
-        early = _small_body(request)
+        length = _content_length(request)
+        early = length is not None and length <= _EARLY_BODY_BYTES
         if early:
-            camera_ids, bad_body = _read_cameras(request)
+            camera_ids, bad_body = _read_cameras(request, length)
         if type(pending) is PendingApiKey:
             # The key first: whatever the id or the body, a bad key is a 401 (as on every
             # other endpoint); an id out of range reads no device.
@@ -421,7 +419,7 @@ class EntitlementApi(APIView):
         if not in_range:
             raise exceptions.NotFound()
         if not early:
-            camera_ids, bad_body = _read_cameras(request)
+            camera_ids, bad_body = _read_cameras(request, length)
         if bad_body is not None:
             raise bad_body  # a bad body is a 400 before a 404
         if inputs is None and type(pending) is PendingApiKey:
