@@ -14,11 +14,11 @@ from django.utils.translation import gettext_lazy as _
 
 from console.models import Tenant
 from licensing.models import License
+from licensing.rules import MAX_YEARS
 
 MONEY_DIGITS = 14
 MONEY_PLACES = 2
 CENTS = Decimal("0.01")
-MAX_YEARS = 10
 
 
 def money_field(verbose_name, **kwargs) -> models.DecimalField:

@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from billing.models import MONEY_DIGITS, MONEY_PLACES, Order, OrderLicense, RefundRequest
 from billing.pricing import order_total, unit_price_for
 from console.models import Membership, Tenant, User
-from licensing.requirements import STANDARD_PIXELS, requirement
+from licensing.rules import STANDARD_PIXELS, requirement
 
 
 @dataclass(frozen=True)

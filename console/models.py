@@ -10,6 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from console.limits import MAX_CAMERAS_PER_DEVICE
+
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
@@ -257,8 +259,8 @@ class AuditEvent(models.Model):
 
 # --- Beta applications (R9) ---------------------------------------------------------------
 
-# R1: a field device carries at most 8 camera streams.
-BETA_MAX_CAMERAS_PER_DEVICE = 8
+# R1: a field device carries at most 8 camera streams (console.limits).
+BETA_MAX_CAMERAS_PER_DEVICE = MAX_CAMERAS_PER_DEVICE
 BETA_MAX_EXPECTED_DEVICES = 100_000
 
 

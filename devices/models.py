@@ -5,6 +5,7 @@ from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from console.limits import MAX_CAMERAS_PER_DEVICE, MAX_PIXELS, MAX_SIDE
 from console.models import Tenant
 
 SERIAL_PATTERN = r"^[a-z0-9_]{1,18}$"
@@ -12,11 +13,6 @@ SERIAL_PATTERN = r"^[a-z0-9_]{1,18}$"
 # "$" also matches before a trailing newline, so "truck01\n" would pass SERIAL_PATTERN.
 # PostgreSQL's regular expressions understand \A and \Z too.
 SERIAL_REGEX = r"\A[a-z0-9_]{1,18}\Z"
-# R1: each side at most 7680 pixels, and at most 7680 × 4320 pixels in all.
-MAX_SIDE = 7680
-MAX_PIXELS = 7680 * 4320
-# R1: the service carries at most 8 streams per device.
-MAX_CAMERAS_PER_DEVICE = 8
 
 serial_validator = RegexValidator(
     SERIAL_REGEX,

@@ -6,26 +6,19 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from console.models import Tenant
-from console.timeutils import business_date
 from devices.models import FieldDevice
+from licensing import rules
 
 
 class LicenseQuerySet(models.QuerySet):
     def valid_at(self, at: dt.datetime):
-        """R5/R6: paid, started, unexpired and unrefunded at `at`, computed from expires_at
-        on every read — never from the stored status a nightly job sets later."""
-        return self.exclude(status=License.Status.REFUNDED).filter(
-            starts_at__lte=at, expires_at__gt=at
-        )
+        """R5/R6 (rules.valid_q): paid, started, unexpired and unrefunded at `at`, computed
+        from expires_at on every read — never from the stored status a nightly job sets."""
+        return self.filter(rules.valid_q(at))
 
     def with_status_at(self, status: str, at: dt.datetime):
         """The API's ?status= filter, with the same read-time meaning as License.status_at."""
-        if status == License.Status.REFUNDED:
-            return self.filter(status=License.Status.REFUNDED)
-        not_refunded = self.exclude(status=License.Status.REFUNDED)
-        if status == License.Status.EXPIRED:
-            return not_refunded.filter(expires_at__lte=at)
-        return not_refunded.filter(expires_at__gt=at)
+        return self.filter(rules.status_q(status, at))
 
 
 class License(models.Model):
@@ -36,9 +29,9 @@ class License(models.Model):
     """
 
     class Status(models.TextChoices):
-        ACTIVE = "active", _("Active")
-        EXPIRED = "expired", _("Expired")
-        REFUNDED = "refunded", _("Refunded")
+        ACTIVE = rules.ACTIVE, _("Active")
+        EXPIRED = rules.EXPIRED, _("Expired")
+        REFUNDED = rules.REFUNDED, _("Refunded")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="licenses")
     # PROTECT: a device is deleted only through the service that unbinds (and audits) its
@@ -96,23 +89,20 @@ class License(models.Model):
         return f"L-{self.pk}"
 
     def status_at(self, at: dt.datetime) -> str:
-        if self.status == self.Status.REFUNDED:
-            return self.Status.REFUNDED
-        if self.expires_at <= at:
-            return self.Status.EXPIRED
-        return self.Status.ACTIVE
+        return rules.status_at(status=self.status, expires_at=self.expires_at, at=at)
 
     @property
     def current_status(self) -> str:
         return self.status_at(timezone.now())
 
     def is_valid_at(self, at: dt.datetime) -> bool:
-        return self.status != self.Status.REFUNDED and self.starts_at <= at < self.expires_at
+        return rules.is_valid(
+            status=self.status, starts_at=self.starts_at, expires_at=self.expires_at, at=at
+        )
 
     @property
     def last_service_date(self) -> dt.date:
-        """R3: the last Asia/Shanghai date covered; expires_at is 00:00 CST of the next day."""
-        return business_date(self.expires_at) - dt.timedelta(days=1)
+        return rules.last_service_date(self.expires_at)
 
 
 class SentReminder(models.Model):

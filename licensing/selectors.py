@@ -12,7 +12,7 @@ from console.api_auth import API_KEY_ROW_COLUMNS, ApiKeyRow, key_lookup_sql
 from console.models import Tenant
 from devices.models import Camera, FieldDevice
 from licensing.models import License
-from licensing.requirements import Requirement, requirement
+from licensing.rules import Requirement, requirement
 
 
 def _valid_q(at: dt.datetime, prefix: str = "") -> Q:

@@ -17,7 +17,7 @@ from console.timeutils import add_years, business_date, start_of_business_day
 from devices import services as device_services
 from devices.models import Camera, ControlSession, FieldDevice, RemoteCockpit
 from licensing.models import License
-from licensing.requirements import aggregate_pixels, licenses_for_pixels
+from licensing.rules import aggregate_pixels, licenses_for_pixels
 from licensing.selectors import EntitlementInputs, device_entitlement_inputs
 
 MAX_YEARS = 10

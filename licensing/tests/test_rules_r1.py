@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from licensing.requirements import (
+from licensing.rules import (
     STANDARD_PIXELS,
     aggregate_pixels,
     exact_ratio,
