@@ -9,8 +9,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from console.errors import Conflict, InvalidInput, invalid_from_django
+from console.errors import Conflict, Forbidden, InvalidInput, invalid_from_django
 from console.models import ApiKey, AuditEvent, Membership, Tenant, User
+
+
+def tenant_require_active(tenant: Tenant) -> None:
+    """R9: only an active tenant can buy or call the API. The one suspension check: the API's
+    authentication, billing and every other writer call this."""
+    if not tenant.is_active:
+        raise Forbidden(_("This tenant is suspended."), code="TENANT_SUSPENDED")
 
 
 def _target_of(target: Any) -> tuple[str, str]:
