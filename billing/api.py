@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import selectors, services
-from billing.models import MAX_YEARS, MONEY_PLACES, Order, RefundRequest
+from billing.models import MONEY_PLACES, Order, RefundRequest
 from console.api import (
     MAX_ID,
     ApiPagination,
@@ -26,7 +26,8 @@ from console.api import (
     validated,
 )
 from console.api_auth import MANAGE, READ
-from devices.models import MAX_CAMERAS_PER_DEVICE, MAX_PIXELS, MAX_SIDE
+from console.limits import MAX_CAMERAS_PER_DEVICE, MAX_PIXELS, MAX_SIDE
+from licensing.rules import MAX_YEARS
 
 
 def _money():

@@ -5,11 +5,11 @@ again, so a form is never the only guard."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from billing.models import MAX_YEARS
 from billing.services import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_QUANTITY
+from console.limits import MAX_CAMERAS_PER_DEVICE
 from devices.forms import check_pixels, side_field
-from devices.models import MAX_CAMERAS_PER_DEVICE
 from licensing.models import License
+from licensing.rules import MAX_YEARS
 
 QUOTE_ROWS = MAX_CAMERAS_PER_DEVICE  # R1: a device carries at most 8 streams
 

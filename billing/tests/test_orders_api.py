@@ -12,6 +12,7 @@ from django.utils import timezone
 from billing import services
 from billing.models import IdempotencyKey, Order, OrderLicense
 from billing.tests.utils import cst, paid_new_order
+from console.errors import Forbidden
 from console.models import AuditEvent, Tenant
 from console.tests.factories import LicenseFactory
 from licensing.models import License
@@ -84,7 +85,7 @@ def test_r9_suspended_tenant_cannot_buy(admin_api, tenant):
 def test_r9_service_refuses_a_suspended_tenant_too(tenant):
     Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
     tenant.refresh_from_db()
-    with pytest.raises(services.Forbidden) as exc:
+    with pytest.raises(Forbidden) as exc:
         services.order_create(tenant=tenant, kind="new", quantity=1, years=1)
     assert exc.value.code == "TENANT_SUSPENDED"
 
