@@ -5,11 +5,6 @@ streaming. With a key, in steady state, it is one SQL statement (the key, its te
 device, its cameras and license counts), the R1/R6 decision, and nothing else.
 """
 
-import datetime as dt
-
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpResponse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -17,7 +12,6 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.utils import json
 from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.views import APIView
 
@@ -42,15 +36,11 @@ from console.api_auth import (
     ENTITLEMENT,
     MANAGE,
     READ,
-    PendingApiKey,
-    key_checked,
-    key_stale_before,
 )
-from console.api_errors import LengthRequired, PayloadTooLarge
-from console.api_parsers import JSONParser
+from console.api_errors import LengthRequired
 from devices.models import FieldDevice
 from devices.services import lease_seconds
-from licensing import selectors, services
+from licensing import rules, selectors, services
 from licensing.models import License
 
 # --- licenses --------------------------------------------------------------------------------
@@ -226,7 +216,11 @@ class EntitlementInput(serializers.Serializer):
         required=False,
         min_length=1,
         max_length=MAX_REQUESTED_CAMERAS,
-        help_text=gettext_lazy("The device's camera ids to push; omitted: all enabled cameras."),
+        help_text=gettext_lazy(
+            "The device's camera ids to push. Omitted: the streams the device pushes at once, "
+            "its enabled cameras by priority (higher first, equal priority lower id first), "
+            "at most max_concurrent_streams of them."
+        ),
     )
 
 
@@ -236,94 +230,24 @@ class EntitlementOutput(serializers.Serializer):
     licenses_required = serializers.IntegerField()
     granted_cameras = serializers.ListField(child=serializers.IntegerField())
     denied_cameras = serializers.ListField(child=serializers.IntegerField())
-    valid_until = serializers.DateTimeField(allow_null=True)
-
-
-def _to_iso(value: dt.datetime, tz: dt.tzinfo) -> str:
-    """A time as DRF's DateTimeField writes it (ISO 8601 in the current time zone `tz`,
-    UTC as "Z"), without a field's settings look-ups on every call."""
-    text = value.astimezone(tz).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def _requested_cameras(data) -> list[int] | None:
-    """The requested camera ids, or None for all enabled cameras.
-
-    The usual body ({} or {"cameras": [ids]}) is checked inline, which costs a fraction of
-    a serializer on the hot path; anything else goes through EntitlementInput, which
-    decides and words the errors. Both accept exactly the same bodies."""
-    if type(data) is dict:
-        if not data:
-            return None
-        cameras = data.get("cameras")
-        if (
-            len(data) == 1
-            and type(cameras) is list
-            and 1 <= len(cameras) <= MAX_REQUESTED_CAMERAS
-            and all(type(i) is int and 1 <= i <= MAX_ID for i in cameras)
-        ):
-            return cameras
-    return validated(EntitlementInput, data).get("cameras")
-
-
-def _content_length(request) -> int | None:
-    """The request's Content-Length; None when it is not a number."""
-    try:
-        return int(request._request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-
-
-def _body(request, length: int | None):
-    """request.data, read straight from the bytes for the usual body (JSON in UTF-8, which
-    parses): DRF's parser machinery cost more than the rest of this call. Anything else —
-    another media type or charset, no body, a body that does not parse — goes through DRF,
-    which answers 415/400 in its own words, exactly as before. A body over
-    DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, raised as an APIException so that the view can
-    judge it after the key, like every other body error."""
-    django_request = request._request
-    if "chunked" in django_request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-        raise LengthRequired()
-    if length is None:
-        return request.data  # DRF reads it as no body; Django's own reader would fail
-    try:
-        if django_request.content_type == "application/json":
-            charset = django_request.content_params.get("charset", "utf-8").lower()
-            body = django_request.body if charset in ("utf-8", "utf8") else b""
-            if body:
-                try:
-                    # As DRF's JSONParser with STRICT_JSON: NaN and Infinity are refused.
-                    return json.loads(body.decode(), parse_constant=json.strict_constant)
-                except (ValueError, RecursionError):
-                    pass  # DRF parses it again and words the 400
-        return request.data
-    except RequestDataTooBig as exc:
-        raise PayloadTooLarge() from exc
-
-
-# A usual body ({"cameras": [up to MAX_REQUESTED_CAMERAS ids]}) is well under this.
-_EARLY_BODY_BYTES = 2048
-
-
-def _read_cameras(
-    request, length: int | None
-) -> tuple[list[int] | None, exceptions.APIException | None]:
-    """The requested camera ids (None: all enabled cameras), or the error the body earns."""
-    try:
-        return _requested_cameras(_body(request, length)), None
-    except exceptions.APIException as exc:
-        return None, exc
-
-
-def _json_response(data: dict) -> HttpResponse:
-    # What JSONRenderer would write for these values (compact, UTF-8), without a
-    # rendering pass per call.
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return HttpResponse(body.encode(), content_type="application/json")
+    denied_reasons = serializers.DictField(
+        child=serializers.ChoiceField(
+            choices=[rules.DISABLED, rules.CONCURRENCY_LIMIT, rules.NOT_ENOUGH_LICENSES]
+        ),
+        help_text=gettext_lazy(
+            "Why each denied camera is denied, by camera id (as a string): DISABLED, "
+            "CONCURRENCY_LIMIT (over max_concurrent_streams) or NOT_ENOUGH_LICENSES."
+        ),
+    )
+    valid_until = serializers.DateTimeField(
+        allow_null=True,
+        help_text=gettext_lazy("The earliest expiry among the valid licenses."),
+    )
 
 
 class JsonOnly(BaseContentNegotiation):
-    """JSON in, JSON out, whatever the Accept header: nothing to negotiate per call."""
+    """JSON in, JSON out, whatever the Accept header (DRF's documented custom negotiation):
+    a gateway's call is never a 406."""
 
     def select_parser(self, request, parsers):
         # Another body type is still a 415, as everywhere else.
@@ -336,13 +260,8 @@ class JsonOnly(BaseContentNegotiation):
 
 class EntitlementApi(APIView):
     required_roles = {"POST": ENTITLEMENT}
-    # A gateway's key is read in the same statement as the device: one SQL round trip per
-    # call (console.api_auth, "keys checked by the view's own statement"). Console users
-    # keep the usual session path.
-    key_checked_methods = frozenset({"POST"})
-    # Gateways speak JSON only: no browsable renderer, no Accept header parsing per call.
+    # Gateways speak JSON only: no browsable renderer for them.
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
     content_negotiation_class = JsonOnly
 
     @extend_schema(
@@ -350,8 +269,13 @@ class EntitlementApi(APIView):
         summary=gettext_lazy("May this device push these streams now?"),
         description=gettext_lazy(
             "R6: VALID when every requested camera is granted; DEGRADED when only the subset "
-            "that fits the valid licenses is (higher priority first, then lower id); "
-            "NO_VALID_LICENSE when nothing is. Disabled cameras are denied. A grant marks the "
+            "that fits the valid licenses is (higher priority first, then lower id), possibly "
+            "none; NO_VALID_LICENSE exactly when the device has no valid license. Disabled "
+            "cameras are denied; every denied camera has its reason in denied_reasons. "
+            "Omitted `cameras` (changed in this version: it used to mean every enabled "
+            "camera) means the streams the device pushes at once: its enabled cameras by "
+            "priority, at most max_concurrent_streams, so a device whose status is licensed "
+            "always gets VALID. A gateway pushes exactly granted_cameras. A grant marks the "
             "device's valid licenses as served (R10). Any key role may ask."
         ),
         request=EntitlementInput,
@@ -362,7 +286,7 @@ class EntitlementApi(APIView):
                 request_only=True,
                 value={"cameras": [11, 12, 13]},
             ),
-            OpenApiExample("All enabled cameras", request_only=True, value={}),
+            OpenApiExample("What the device pushes", request_only=True, value={}),
             OpenApiExample(
                 "Degraded",
                 response_only=True,
@@ -373,6 +297,7 @@ class EntitlementApi(APIView):
                     "licenses_required": 2,
                     "granted_cameras": [11],
                     "denied_cameras": [12, 13],
+                    "denied_reasons": {"12": "NOT_ENOUGH_LICENSES", "13": "DISABLED"},
                     "valid_until": "2027-03-16T00:00:00+08:00",
                 },
             ),
@@ -386,58 +311,28 @@ class EntitlementApi(APIView):
                     "licenses_required": 2,
                     "granted_cameras": [],
                     "denied_cameras": [11, 12, 13],
+                    "denied_reasons": {
+                        "11": "NOT_ENOUGH_LICENSES",
+                        "12": "NOT_ENOUGH_LICENSES",
+                        "13": "NOT_ENOUGH_LICENSES",
+                    },
                     "valid_until": None,
                 },
             ),
         ],
     )
     def post(self, request, id: int):
-        in_range = 1 <= id <= MAX_ID
-        at = timezone.now()
-        tz = timezone.get_current_timezone()
-        pending = request.user
-        # A small body is read before the statement and judged after the key (a bad key is
-        # a 401 whatever the body): reading it while the process's caches are still warm
-        # costs less than after the wait for the database (bench/RESULTS.md). A larger one
-        # is read only once the key has passed, as before: no parsing for unknown callers.
-        length = _content_length(request)
-        early = length is not None and length <= _EARLY_BODY_BYTES
-        if early:
-            camera_ids, bad_body = _read_cameras(request, length)
-        if type(pending) is PendingApiKey:
-            # The key first: whatever the id or the body, a bad key is a 401 (as on every
-            # other endpoint); an id out of range reads no device.
-            key, inputs = selectors.device_entitlement_inputs_for_key(
-                digest=pending.digest,
-                stale_before=key_stale_before(at),
-                device_id=id if in_range else 0,
-                at=at,
-            )
-            key_checked(request, self, key, now=at)
-        else:
-            inputs = None  # a console session: entitlement_decide reads the device
-        if not in_range:
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # Without a Content-Length the WSGI request reads nothing, and an empty body
+            # would be taken for "no cameras named".
+            raise LengthRequired()
+        if not 1 <= id <= MAX_ID:
             raise exceptions.NotFound()
-        if not early:
-            camera_ids, bad_body = _read_cameras(request, length)
-        if bad_body is not None:
-            raise bad_body  # a bad body is a 400 before a 404
-        if inputs is None and type(pending) is PendingApiKey:
-            raise exceptions.NotFound()  # not one of the key's tenant's devices
+        data = validated(EntitlementInput, request.data)  # a bad body is a 400 before a 404
         result = services.entitlement_decide(
-            tenant=request.tenant, device_id=id, camera_ids=camera_ids, at=at, inputs=inputs
+            tenant=request.tenant, device_id=id, camera_ids=data.get("cameras")
         )
-        # Built by hand rather than through EntitlementOutput: same fields, less per-call work.
-        return _json_response(
-            {
-                "code": result.code,
-                "licenses_valid": result.licenses_valid,
-                "licenses_required": result.licenses_required,
-                "granted_cameras": result.granted_cameras,
-                "denied_cameras": result.denied_cameras,
-                "valid_until": _to_iso(result.valid_until, tz) if result.valid_until else None,
-            }
-        )
+        return Response(EntitlementOutput(result).data)
 
 
 # --- control sessions (R8) -----------------------------------------------------------------

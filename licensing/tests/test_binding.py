@@ -231,7 +231,7 @@ def test_r7_device_delete_failure_rolls_back_the_unbinding(tenant, device, monke
     def boom(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("licensing.services.device_services.device_delete", boom)
+    monkeypatch.setattr("licensing.services.binding.device_services.device_delete", boom)
     with pytest.raises(RuntimeError):
         device_delete_unbinding(tenant=tenant, device=device)
     lic.refresh_from_db()

@@ -9,12 +9,17 @@ from django.utils import timezone
 from console.errors import InvalidInput, NotFound
 from console.tests.factories import CameraFactory, DeviceFactory, LicenseFactory
 from licensing.models import License
+from licensing.rules import (
+    CONCURRENCY_LIMIT,
+    DISABLED,
+    NOT_ENOUGH_LICENSES,
+    choose_cameras,
+)
 from licensing.selectors import device_entitlement_inputs
 from licensing.services import (
     DEGRADED,
     NO_VALID_LICENSE,
     VALID,
-    choose_cameras,
     entitlement_decide,
 )
 
@@ -93,12 +98,26 @@ def test_r6_never_keeps_more_than_max_concurrent_streams(tenant):
     device = DeviceFactory(tenant=tenant, max_concurrent_streams=2)
     cams = [cam(device, 320, 240, priority=p) for p in (1, 4, 3, 2)]
     bind_licenses(tenant, device, 8)
-    result = entitlement_decide(tenant=tenant, device_id=device.pk)
+    result = entitlement_decide(tenant=tenant, device_id=device.pk, camera_ids=[c.pk for c in cams])
     assert result.granted_cameras == [cams[1].pk, cams[2].pk]
     assert result.denied_cameras == [cams[3].pk, cams[0].pk]
+    assert result.denied_reasons == {cams[3].pk: CONCURRENCY_LIMIT, cams[0].pk: CONCURRENCY_LIMIT}
     assert result.code == DEGRADED
     # R1 for the request honours k too: the two largest count.
     assert result.licenses_required == 1
+
+
+def test_r6_omitted_cameras_are_what_the_device_pushes(tenant):
+    """CONTRACT (changed): no cameras named means the enabled cameras by priority, at most
+    max_concurrent_streams — so a licensed device gets VALID, never a CONCURRENCY_LIMIT."""
+    device = DeviceFactory(tenant=tenant, max_concurrent_streams=2)
+    cams = [cam(device, 320, 240, priority=p) for p in (1, 4, 3, 2)]
+    cam(device, 640, 480, priority=9, enabled=False)
+    bind_licenses(tenant, device, 1)
+    result = entitlement_decide(tenant=tenant, device_id=device.pk)
+    assert result.code == VALID
+    assert result.granted_cameras == [cams[1].pk, cams[2].pk]
+    assert result.denied_cameras == [] and result.denied_reasons == {}
 
 
 def test_r6_zero_valid_licenses_is_no_service(tenant, device):
@@ -202,18 +221,16 @@ def test_r10_no_grant_no_stamp(tenant, device):
 
 
 def test_r6_steady_state_is_a_fixed_few_queries(tenant, device, django_assert_num_queries):
-    """R6 hot path: one statement to read, none when the caller read the inputs already
-    (the API's key path), whatever the number of cameras and licenses."""
+    """R6 hot path: one statement to read, whatever the number of cameras and licenses,
+    once the licenses are marked served."""
     for _ in range(8):
         cam(device, 640, 480)
     bind_licenses(tenant, device, 3)
     entitlement_decide(tenant=tenant, device_id=device.pk)  # stamps first_served_at
     with django_assert_num_queries(1):
         first = entitlement_decide(tenant=tenant, device_id=device.pk)
-    inputs = device_entitlement_inputs(tenant, device.pk)
-    with django_assert_num_queries(0):
-        again = entitlement_decide(tenant=tenant, device_id=device.pk, inputs=inputs)
-    assert again == first and first.code == VALID
+    assert first.code == VALID
+    assert device_entitlement_inputs(tenant, device.pk).lic_valid == 3
 
 
 def test_r6_choose_cameras_pure_function():
@@ -222,8 +239,26 @@ def test_r6_choose_cameras_pure_function():
             self.pk, self.pixels, self.priority, self.enabled = pk, w * h, priority, enabled
 
     cams = [C(1, 1280, 720, 10), C(2, 640, 480, 5), C(3, 640, 480, 1)]
-    kept, denied = choose_cameras(cams, licenses_valid=1, max_concurrent_streams=None)
-    assert [c.pk for c in kept] == [1, 2]
-    assert [c.pk for c in denied] == [3]
-    kept, denied = choose_cameras(cams, licenses_valid=0, max_concurrent_streams=None)
-    assert kept == [] and len(denied) == 3
+    choice = choose_cameras(cams, licenses_valid=1, max_concurrent_streams=None)
+    assert [c.pk for c in choice.kept] == [1, 2]
+    assert [c.pk for c in choice.denied] == [3]
+    assert choice.reasons == {3: NOT_ENOUGH_LICENSES}
+    choice = choose_cameras(cams, licenses_valid=0, max_concurrent_streams=None)
+    assert choice.kept == [] and len(choice.denied) == 3
+    assert set(choice.reasons.values()) == {NOT_ENOUGH_LICENSES}
+
+
+def test_r6_denied_reasons_name_each_cause():
+    class C:
+        def __init__(self, pk, w, h, priority=0, enabled=True):
+            self.pk, self.pixels, self.priority, self.enabled = pk, w * h, priority, enabled
+
+    cams = [C(1, 1280, 720, 9), C(2, 1280, 720, 8), C(3, 640, 480, 7, enabled=False)]
+    cams.append(C(4, 640, 480, 1))
+    choice = choose_cameras(cams, licenses_valid=5, max_concurrent_streams=2)
+    assert [c.pk for c in choice.kept] == [1, 2]
+    assert choice.reasons == {3: DISABLED, 4: CONCURRENCY_LIMIT}
+    choice = choose_cameras(cams, licenses_valid=1, max_concurrent_streams=None)
+    # 1280×720 + 640×480 is 1.33 → 1 license: camera 4 still fits after 2 is skipped.
+    assert [c.pk for c in choice.kept] == [1, 4]
+    assert choice.reasons == {2: NOT_ENOUGH_LICENSES, 3: DISABLED}

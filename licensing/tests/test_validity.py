@@ -10,7 +10,8 @@ from console.models import AuditEvent
 from console.timeutils import BUSINESS_TZ, add_years
 from licensing import selectors
 from licensing.models import License
-from licensing.services import expiry_after_years, licenses_issue
+from licensing.rules import expiry_after_years
+from licensing.services import licenses_issue
 
 pytestmark = pytest.mark.django_db
 
