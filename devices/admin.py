@@ -96,7 +96,6 @@ class DeviceAdmin(admin.ModelAdmin):
         )
         obj.pk = device.pk
         obj.created_at = device.created_at
-        obj._state.adding = False
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not Camera:
@@ -193,7 +192,6 @@ class CameraAdmin(admin.ModelAdmin):
             **{name: form.cleaned_data[name] for name in services.CAMERA_FIELDS},
         )
         obj.pk, obj.slot = camera.pk, camera.slot
-        obj._state.adding = False
 
     def delete_model(self, request, obj):
         services.camera_delete(tenant=obj.device.tenant, camera=obj, actor=request.user)
@@ -222,7 +220,6 @@ class CockpitAdmin(admin.ModelAdmin):
             return
         cockpit = services.cockpit_create(tenant=obj.tenant, name=obj.name, actor=request.user)
         obj.pk, obj.created_at = cockpit.pk, cockpit.created_at
-        obj._state.adding = False
 
     def delete_model(self, request, obj):
         services.cockpit_delete(tenant=obj.tenant, cockpit=obj, actor=request.user)
