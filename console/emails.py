@@ -17,7 +17,9 @@ caller's context.
 
 Rendering happens at once (so a template error surfaces in the caller and in its tests);
 sending is queued with transaction.on_commit, so a rolled-back change sends nothing, and goes
-through the `console.tasks.email_send` Celery task, which retries a failed SMTP delivery.
+through the `console.tasks.email_send` Celery task, which retries a failed SMTP delivery. The
+task is queued by name (console.celery.enqueue): console.tasks imports this module, never
+the reverse.
 Callers that need exactly-once bookkeeping of their own (reminders) can use
 `render_templated_email` and send the message themselves.
 """
@@ -33,7 +35,11 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from console.celery import enqueue
+
 logger = logging.getLogger(__name__)
+
+EMAIL_SEND_TASK = "console.tasks.email_send"
 
 
 def email_context(context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -95,10 +101,8 @@ def message_from_payload(payload: dict[str, Any]) -> EmailMultiAlternatives:
 
 
 def _enqueue(payload: dict[str, Any]) -> None:
-    from console.tasks import email_send
-
     try:
-        email_send.delay(payload)
+        enqueue(EMAIL_SEND_TASK, payload)
     except Exception:  # the broker is down: better late in the request than never
         logger.warning("email queue unavailable; sending %r inline", payload["subject"])
         message_from_payload(payload).send()

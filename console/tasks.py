@@ -4,10 +4,11 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
-from console.emails import message_from_payload
+from console.emails import EMAIL_SEND_TASK, message_from_payload
 
 
 @shared_task(
+    name=EMAIL_SEND_TASK,
     autoretry_for=(SMTPException, OSError),
     retry_backoff=30,
     retry_backoff_max=1800,
