@@ -9,11 +9,11 @@
 3. Three rounds (BENCH_ROUNDS) of: reset the due rows to active (vacuum, checkpoint), the
    raw baseline — one SQL UPDATE of the due rows (status → expired) — timed; reset; for
    context, the same UPDATE with the audit rows inserted by the same statement; reset;
-   then the job: licensing.jobs.licenses_expire_due in a fresh process (the code the task
+   then the job: licensing.expiry.licenses_expire_due in a fresh process (the code the task
    and the `expirelicenses` command run): wall time, SQL statements, peak RSS (VmHWM) of
    that process. Its expiry-date notices are queued on kombu's in-memory broker (nothing
    leaves the process). The medians of the rounds are compared.
-4. reminders: the job's notices are deleted, then licensing.jobs.reminders_send_due claims
+4. reminders: the job's notices are deleted, then licensing.reminders.reminders_send_due claims
    them again for the 10,000 tenants (milestone 0): time and statements. Then the first
    2,000 (BENCH_SEND) emails are built and sent through Django's locmem backend with
    reminder_send, as the send tasks do: time and statements per email. Statements per
@@ -294,7 +294,7 @@ def run_child(phase: str) -> dict:
 
 def phase_job() -> dict:
     setup_django()
-    from licensing.jobs import licenses_expire_due
+    from licensing.expiry import licenses_expire_due
 
     baseline = rss_mb()
     counter, wrapper = counting()
@@ -317,7 +317,7 @@ def phase_reminders() -> dict:
     from django.conf import settings
     from django.core import mail
 
-    from licensing import jobs
+    from licensing import reminders
     from licensing.models import SentReminder
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -325,15 +325,17 @@ def phase_reminders() -> dict:
     SentReminder.objects.all().delete()
 
     claimed: list[int] = []
-    real_dispatch = jobs.reminders_dispatch
-    jobs.reminders_dispatch = lambda *, reminder_ids, inline=False: claimed.extend(reminder_ids)
+    real_dispatch = reminders.reminders_dispatch
+    reminders.reminders_dispatch = lambda *, reminder_ids, inline=False: claimed.extend(
+        reminder_ids
+    )
     counter, wrapper = counting()
     started = time.perf_counter()
     with wrapper:
-        run = jobs.reminders_send_due()
+        run = reminders.reminders_send_due()
     claim_seconds = time.perf_counter() - started
     claim_statements = counter.count
-    jobs.reminders_dispatch = real_dispatch
+    reminders.reminders_dispatch = real_dispatch
 
     counter, wrapper = counting()
     outcomes: dict[str, int] = {}
@@ -341,7 +343,7 @@ def phase_reminders() -> dict:
     started = time.perf_counter()
     with wrapper:
         for reminder_id in claimed[:SEND_SAMPLE]:
-            outcome = jobs.reminder_send(reminder_id=reminder_id)
+            outcome = reminders.reminder_send(reminder_id=reminder_id)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if len(mail.outbox) >= 500:
                 sent_messages += len(mail.outbox)

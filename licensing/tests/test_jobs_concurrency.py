@@ -16,7 +16,7 @@ from django.db import connection, connections
 from console.models import AuditEvent, Membership
 from console.tests.factories import MembershipFactory, TenantFactory, UserFactory
 from console.timeutils import BUSINESS_TZ
-from licensing import jobs
+from licensing import expiry, reminders
 from licensing.models import License, SentReminder
 from licensing.services import licenses_issue
 
@@ -73,7 +73,7 @@ def test_r5_two_expiry_runs_at_once_expire_and_audit_each_license_once(mailoutbo
     tenants = tenants_with_owners(20, 50)  # 1,000 due licenses
     with time_machine.travel(dt.datetime(2027, 3, 16, 0, 5, tzinfo=BUSINESS_TZ), tick=False):
         runs = run_at_once(
-            2, lambda: jobs.licenses_expire_due(batch_size=37, actor="job:expirelicenses")
+            2, lambda: expiry.licenses_expire_due(batch_size=37, actor="job:expirelicenses")
         )
     assert sum(run.expired for run in runs) == 1000
     assert License.objects.filter(status="expired").count() == 1000
@@ -96,7 +96,7 @@ def test_r5_two_expiry_runs_at_once_expire_and_audit_each_license_once(mailoutbo
 def test_r11_two_reminder_runs_at_once_send_each_email_once(mailoutbox):
     tenants_with_owners(60, 2)
     with time_machine.travel(dt.datetime(2027, 3, 9, 9, 0, tzinfo=BUSINESS_TZ), tick=False):
-        runs = run_at_once(3, jobs.reminders_send_due)
+        runs = run_at_once(3, reminders.reminders_send_due)
     assert sum(run.claimed.get(7, 0) for run in runs) == 60
     assert SentReminder.objects.filter(milestone=7, status="sent").count() == 60
     assert len(mailoutbox) == 60
@@ -108,10 +108,12 @@ def test_r11_two_senders_of_one_reminder_send_it_once(mailoutbox):
     tenants = tenants_with_owners(5, 1)
     outcomes = []
     with time_machine.travel(dt.datetime(2027, 3, 9, 9, 0, tzinfo=BUSINESS_TZ), tick=False):
-        ids = jobs.reminders_claim(wanted=[(t.pk, EXPIRY_DATE, 7) for t in tenants])
+        ids = reminders.reminders_claim(wanted=[(t.pk, EXPIRY_DATE, 7) for t in tenants])
         for reminder_id in ids:
             outcomes.append(
-                sorted(run_at_once(2, lambda rid=reminder_id: jobs.reminder_send(reminder_id=rid)))
+                sorted(
+                    run_at_once(2, lambda rid=reminder_id: reminders.reminder_send(reminder_id=rid))
+                )
             )
     assert outcomes == [["not_claimed", "sent"]] * 5
     assert len(mailoutbox) == 5

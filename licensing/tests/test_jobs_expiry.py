@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from console.models import AuditEvent, Membership
 from console.tests.factories import DeviceFactory, MembershipFactory, TenantFactory, UserFactory
 from console.timeutils import BUSINESS_TZ
-from licensing import jobs
+from licensing import expiry, reminders
 from licensing.models import License, SentReminder
 from licensing.services import licenses_issue
 
@@ -41,7 +41,7 @@ def issue(tenant, quantity=1, paid_at=PAID, years=1):
 
 def expire(at, capture, **kwargs):
     with time_machine.travel(at, tick=False), capture(execute=True):
-        return jobs.licenses_expire_due(**kwargs)
+        return expiry.licenses_expire_due(**kwargs)
 
 
 def test_r5_marks_due_licenses_expired_and_audits_each_once(
@@ -139,8 +139,8 @@ def test_r5_r11_hands_the_expiry_date_notice_over_once(
         time_machine.travel(NIGHTLY_RUN.replace(hour=9, minute=0), tick=False),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        reminders = jobs.reminders_send_due()
-    assert reminders.claimed == {}
+        run = reminders.reminders_send_due()
+    assert run.claimed == {}
     assert len(mailoutbox) == 1
     reminder = SentReminder.objects.get()
     assert (reminder.milestone, reminder.expiry_date) == (0, dt.date(2027, 3, 16))
@@ -152,7 +152,7 @@ def test_r5_expiry_notice_not_sent_for_long_past_expiries(
 ):
     """Licenses that expired months before the job first ran are recorded, not announced."""
     issue(tenant, 1)
-    later = NIGHTLY_RUN + dt.timedelta(days=jobs.LATE_NOTICE_DAYS + 1)
+    later = NIGHTLY_RUN + dt.timedelta(days=reminders.LATE_NOTICE_DAYS + 1)
     run = expire(later, django_capture_on_commit_callbacks)
     assert run.expired == 1
     assert run.notices == 0

@@ -22,7 +22,7 @@ from console.tests.factories import (
     UserFactory,
 )
 from console.timeutils import BUSINESS_TZ
-from licensing import jobs
+from licensing import expiry, reminders
 from licensing.models import License, SentReminder
 from licensing.services import licenses_issue, licenses_renew
 
@@ -63,12 +63,12 @@ def issue(tenant, quantity=1, paid_at=PAID, years=1):
 
 def run_reminders(at, capture):
     with time_machine.travel(at, tick=False), capture(execute=True):
-        return jobs.reminders_send_due()
+        return reminders.reminders_send_due()
 
 
 def run_expiry(at, capture):
     with time_machine.travel(at, tick=False), capture(execute=True):
-        return jobs.licenses_expire_due()
+        return expiry.licenses_expire_due()
 
 
 def milestones_sent():
@@ -81,12 +81,12 @@ def milestones_sent():
 
 @pytest.mark.parametrize("milestone", [30, 7, 1, 0])
 def test_r11_milestone_for_days_left(milestone):
-    assert jobs.milestone_due(milestone) == milestone
+    assert reminders.milestone_due(milestone) == milestone
 
 
 def test_r11_latest_milestone_that_has_come():
-    assert jobs.milestone_due(31) is None
-    assert [jobs.milestone_due(d) for d in (29, 8, 6, 2, -1, -40)] == [30, 30, 7, 7, 0, 0]
+    assert reminders.milestone_due(31) is None
+    assert [reminders.milestone_due(d) for d in (29, 8, 6, 2, -1, -40)] == [30, 30, 7, 7, 0, 0]
 
 
 def test_r11_every_milestone_once_over_fifty_days_of_both_jobs(
@@ -149,13 +149,16 @@ def test_r11_missed_milestones_the_latest_is_sent_late_earlier_ones_never(
     team, django_capture_on_commit_callbacks, mailoutbox
 ):
     """The job was down from 2027-02-10 to 2027-03-11: on 03-12 only the 7-day reminder goes
-    out (late); the 30-day one is superseded for ever."""
+    out (late), saying the real number of days left (4); the 30-day one is superseded for
+    ever."""
     issue(team, 1)
     run_reminders(cst(2027, 2, 10, 9), django_capture_on_commit_callbacks)
     assert mailoutbox == []
     run = run_reminders(cst(2027, 3, 12, 9), django_capture_on_commit_callbacks)
     assert run.claimed == {7: 1}
-    assert "7 days" in mailoutbox[0].subject
+    assert mailoutbox[0].subject == "Acme Mining: 1 license expires in 4 days (2027-03-16)"
+    assert "expires in 4 days, on 2027-03-16" in mailoutbox[0].body
+    assert "expires in 4 days, on 2027-03-16" in mailoutbox[0].alternatives[0][0]
     for day in range(12, 15):
         run_reminders(cst(2027, 3, day, 9), django_capture_on_commit_callbacks)
     assert milestones_sent() == [7]
@@ -189,7 +192,8 @@ def test_r11_one_email_per_tenant_milestone_and_expiry_date(
     assert by_to == [
         (
             ["alice@example.com", "dave@example.com"],
-            "Acme Mining: 1 license expires in 30 days (2027-03-19)",
+            # the 30-day reminder, saying the days really left
+            "Acme Mining: 1 license expires in 10 days (2027-03-19)",
         ),
         (
             ["alice@example.com", "dave@example.com"],
@@ -231,9 +235,9 @@ def test_r11_claimed_but_renewed_before_sending_is_skipped_not_sent(
 ):
     [lic] = issue(team, 1)
     with time_machine.travel(cst(2027, 3, 9, 9), tick=False):
-        [reminder_id] = jobs.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7)])
+        [reminder_id] = reminders.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7)])
         licenses_renew(tenant=team, license_ids=[lic.pk], years=1)
-        assert jobs.reminder_send(reminder_id=reminder_id) == "skipped"
+        assert reminders.reminder_send(reminder_id=reminder_id) == "skipped"
     assert SentReminder.objects.get().status == SentReminder.Status.SKIPPED
     assert mailoutbox == []
 
@@ -334,11 +338,11 @@ def test_r11_a_worker_that_died_mid_send_is_resent_after_its_lease(
     issue(team, 1)
     at = cst(2027, 3, 9, 9)
     with time_machine.travel(at, tick=False):
-        [reminder_id] = jobs.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7)])
+        [reminder_id] = reminders.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7)])
     # a sender took the lease, then its process was killed before sending
-    SentReminder.objects.filter(pk=reminder_id).update(lease_until=at + jobs.SEND_LEASE)
+    SentReminder.objects.filter(pk=reminder_id).update(lease_until=at + reminders.SEND_LEASE)
     with time_machine.travel(at + dt.timedelta(minutes=5), tick=False):
-        assert jobs.reminder_send(reminder_id=reminder_id) == "not_claimed"
+        assert reminders.reminder_send(reminder_id=reminder_id) == "not_claimed"
     run = run_reminders(at + dt.timedelta(hours=1), django_capture_on_commit_callbacks)
     assert run.requeued == 1
     assert len(mailoutbox) == 1
@@ -347,16 +351,18 @@ def test_r11_a_worker_that_died_mid_send_is_resent_after_its_lease(
 def test_r11_the_same_reminder_sent_twice_goes_out_once(team, mailoutbox):
     issue(team, 1)
     with time_machine.travel(cst(2027, 3, 9, 9), tick=False):
-        [reminder_id] = jobs.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7)])
-        assert jobs.reminder_send(reminder_id=reminder_id) == "sent"
-        assert jobs.reminder_send(reminder_id=reminder_id) == "not_claimed"
+        [reminder_id] = reminders.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7)])
+        assert reminders.reminder_send(reminder_id=reminder_id) == "sent"
+        assert reminders.reminder_send(reminder_id=reminder_id) == "not_claimed"
     assert len(mailoutbox) == 1
 
 
 def test_r11_claims_are_unique_and_a_claim_returns_only_its_own_rows(team):
     with time_machine.travel(cst(2027, 3, 9, 9), tick=False):
-        first = jobs.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7)])
-        second = jobs.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7), (team.pk, EXPIRY_DATE, 1)])
+        first = reminders.reminders_claim(wanted=[(team.pk, EXPIRY_DATE, 7)])
+        second = reminders.reminders_claim(
+            wanted=[(team.pk, EXPIRY_DATE, 7), (team.pk, EXPIRY_DATE, 1)]
+        )
     assert list(first.values()) == [7]
     assert list(second.values()) == [1]
     assert SentReminder.objects.get(pk=next(iter(second))).milestone == 1
@@ -471,13 +477,12 @@ def test_r11_sends_are_queued_in_chunks_and_one_failure_does_not_stop_a_chunk(
 ):
     """Five tenants due, chunks of two: three send tasks. The first email fails once: it is
     retried on its own and the rest of its chunk goes out meanwhile."""
-    from licensing import tasks
-
-    monkeypatch.setattr(jobs, "SEND_CHUNK", 2)
+    monkeypatch.setattr(reminders, "SEND_CHUNK", 2)
     chunks = []
-    real = tasks.send_reminder_emails.delay
+    task = celery_app.tasks[reminders.SEND_CHUNK_TASK]
+    real = task.apply_async
     monkeypatch.setattr(
-        tasks.send_reminder_emails, "delay", lambda ids: (chunks.append(ids), real(ids))
+        task, "apply_async", lambda args, **kw: (chunks.append(args[0]), real(args, **kw))[1]
     )
     for i in range(5):
         tenant = TenantFactory(language="en")
@@ -501,12 +506,12 @@ def test_r11_claim_statements_do_not_grow_with_licenses(monkeypatch):
         tenant = TenantFactory()
         MembershipFactory(tenant=tenant)
         issue(tenant, 40)
-    monkeypatch.setattr(jobs, "reminders_dispatch", lambda **kwargs: None)
+    monkeypatch.setattr(reminders, "reminders_dispatch", lambda **kwargs: None)
     with (
         time_machine.travel(cst(2027, 3, 9, 9), tick=False),
         CaptureQueriesContext(connection) as ctx,
     ):
-        run = jobs.reminders_send_due()
+        run = reminders.reminders_send_due()
     assert run.claimed == {7: 3}
     assert len(ctx.captured_queries) <= 6
     pairs_sql = ctx.captured_queries[0]["sql"]

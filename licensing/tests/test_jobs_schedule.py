@@ -87,7 +87,7 @@ def test_r11_email_task_retries_smtp_failures_with_backoff():
     assert send_reminder_email.retry_backoff
     assert send_reminder_email.max_retries >= 3
     # the sender's lease outlives the task's hard time limit (no second sender mid-send)
-    from licensing.jobs import SEND_LEASE
+    from licensing.reminders import SEND_LEASE
 
     assert SEND_LEASE.total_seconds() > send_reminder_email.time_limit
     assert SEND_LEASE.total_seconds() > send_reminder_emails.time_limit

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
-from licensing.jobs import EXPIRY_BATCH_SIZE, licenses_expire_due
+from licensing.expiry import EXPIRY_BATCH_SIZE, licenses_expire_due
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
 
-from licensing.jobs import reminders_send_due
+from licensing.reminders import reminders_send_due
 
 
 class Command(BaseCommand):
