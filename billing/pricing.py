@@ -2,8 +2,6 @@
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.conf import settings
-
 from billing.models import CENTS, MONEY_DIGITS, MONEY_PLACES
 from console.models import Tenant
 
@@ -16,9 +14,10 @@ def money(value: Decimal | int | str) -> Decimal:
 
 
 def unit_price_for(tenant: Tenant) -> Decimal:
-    """R2: the tenant's negotiated contract price, or the list price when it has none."""
-    price = tenant.contract_unit_price
-    return money(price if price is not None else settings.LICENSE_LIST_PRICE)
+    """R2: the tenant's contract price. It was fixed when the tenant was created (its
+    confirmation's price, else LICENSE_LIST_PRICE then), so a later change of the setting
+    reprices nobody."""
+    return money(tenant.contract_unit_price)
 
 
 def order_total(*, unit_price: Decimal, quantity: int, years: int) -> Decimal:

@@ -275,13 +275,15 @@ def beta_application_confirm(
     *,
     application: BetaApplication,
     actor: Actor,
-    contract_unit_price: Decimal | str,
     slug: str,
+    contract_unit_price: Decimal | str | None = None,
     reason: str = "",
 ) -> Tenant:
     """Confirm an approved application: create its tenant, active, with the negotiated
-    price and the applicant as owner (R9) — in the same transaction as the state change."""
-    price = clean_contract_unit_price(contract_unit_price)
+    price and the applicant as owner (R9) — in the same transaction as the state change.
+
+    Without a negotiated price the tenant gets LICENSE_LIST_PRICE as it is now (R2)."""
+    price = None if contract_unit_price is None else clean_contract_unit_price(contract_unit_price)
     slug = (slug or "").strip().lower()
 
     def create_tenant(locked: BetaApplication) -> dict[str, Any]:
@@ -307,7 +309,7 @@ def beta_application_confirm(
                 errors={"slug": [_("This slug is taken; choose another.")]},
             ) from exc
         locked.tenant = tenant
-        return {"tenant": tenant.slug, "contract_unit_price": str(price)}
+        return {"tenant": tenant.slug, "contract_unit_price": str(tenant.contract_unit_price)}
 
     confirmed = _transition(
         application=application,

@@ -77,6 +77,12 @@ slug_validator = RegexValidator(
 )
 
 
+def list_price() -> Decimal:
+    """R2: LICENSE_LIST_PRICE, read when a tenant is created. Its contract price keeps the
+    value of that moment: changing the setting later reprices no existing tenant."""
+    return settings.LICENSE_LIST_PRICE
+
+
 class Tenant(models.Model):
     """A customer organisation. Every customer-owned row carries its key (shared schema)."""
 
@@ -96,12 +102,13 @@ class Tenant(models.Model):
     language = models.CharField(
         _("email language"), max_length=10, choices=Language.choices, default=Language.ZH_HANS
     )
-    # R2: the negotiated price per license-year, set when the beta application is confirmed.
+    # R2: the price per license-year, fixed when the tenant is created: the one its beta
+    # confirmation negotiated, else the list price of that moment.
     contract_unit_price = models.DecimalField(
         _("contract unit price (CNY per license-year)"),
         max_digits=12,
         decimal_places=2,
-        default=Decimal("3600.00"),
+        default=list_price,
         validators=[MinValueValidator(Decimal("0.01"))],
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
