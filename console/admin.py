@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -231,7 +232,10 @@ class MembershipAdmin(admin.ModelAdmin):
         )
         super().delete_model(request, obj)
 
+    @transaction.atomic
     def delete_queryset(self, request, queryset):
+        # The admin's delete action runs outside a transaction: all the memberships and
+        # their audit rows go together, or none.
         for obj in queryset.select_related("user", "tenant"):
             self.delete_model(request, obj)
 
@@ -319,7 +323,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.__dict__.update(
             {f.attname: getattr(key, f.attname) for f in ApiKey._meta.concrete_fields}
         )
-        obj._state.adding = False
         # The raw key exists only in this response; only its digest is stored.
         self.message_user(
             request,
