@@ -11,6 +11,7 @@ import hmac
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -40,7 +41,7 @@ class ApiPrincipal:
 
     tenant: Tenant
     role: str
-    key: ApiKey | None = None
+    key: "KeyRef | None" = None
     user: object | None = None
 
     is_authenticated = True
@@ -64,16 +65,59 @@ class ApiPrincipal:
         return self.label
 
 
-def active_key_by_digest(digest: str) -> ApiKey | None:
+@dataclass(frozen=True)
+class KeyRef:
+    """The calling API key as a request needs it (request.auth): no secret, no model."""
+
+    pk: int
+    role: str
+    prefix: str
+    digest: str
+    stale: bool  # last_used_at older than API_KEY_TOUCH_SECONDS, or never used
+
+
+_KEY_SQL: dict[str, str] = {}
+
+
+def _key_sql() -> str:
+    # The key's columns ride along the tenant's row as annotations of Manager.raw(): one
+    # indexed look-up, without the ORM's query compilation, which cost three times the
+    # database's work on every API call (bench/RESULTS.md). Built once per database
+    # vendor from the models' own metadata; the values are parameters.
+    sql = _KEY_SQL.get(connection.vendor)
+    if sql is None:
+        q = connection.ops.quote_name
+        tenant_columns = ", ".join(f"t.{q(f.column)}" for f in Tenant._meta.concrete_fields)
+        sql = _KEY_SQL[connection.vendor] = (
+            f"SELECT {tenant_columns}, k.{q('id')} AS fc_key_id, "  # noqa: S608 - metadata
+            f"k.{q('role')} AS fc_key_role, k.{q('prefix')} AS fc_key_prefix, "
+            f"k.{q('digest')} AS fc_key_digest, "
+            f"(k.{q('last_used_at')} IS NULL OR k.{q('last_used_at')} < %s) AS fc_key_stale "
+            f"FROM {q(Tenant._meta.db_table)} t "
+            f"JOIN {q(ApiKey._meta.db_table)} k ON k.{q('tenant_id')} = t.{q('id')} "
+            f"WHERE k.{q('digest')} = %s AND k.{q('revoked_at')} IS NULL"
+        )
+    return sql
+
+
+def active_key_by_digest(digest: str, *, now: dt.datetime) -> tuple[KeyRef, Tenant] | None:
     """The unrevoked key with this digest and its tenant, in one indexed query; or None.
 
     The one key look-up of the API: every call, the gateways' hot path included, comes
     through here (ApiKeyAuthentication)."""
-    return (
-        ApiKey.objects.select_related("tenant")
-        .filter(digest=digest, revoked_at__isnull=True)
-        .first()
+    stale_before = connection.ops.adapt_datetimefield_value(key_stale_before(now))
+    rows = list(Tenant.objects.raw(_key_sql(), [stale_before, digest]))
+    if not rows:
+        return None
+    (tenant,) = rows  # digests are unique
+    key = KeyRef(
+        pk=tenant.fc_key_id,
+        role=tenant.fc_key_role,
+        prefix=tenant.fc_key_prefix,
+        digest=tenant.fc_key_digest,
+        stale=bool(tenant.fc_key_stale),  # SQLite answers 0/1
     )
+    return key, tenant
 
 
 _INVALID_KEY = _("Invalid or revoked API key.")
@@ -107,7 +151,7 @@ def key_stale_before(now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(seconds=settings.API_KEY_TOUCH_SECONDS)
 
 
-def _touch_if_stale(key_id: int, now: dt.datetime) -> None:
+def touch_if_stale(key_id: int, now: dt.datetime) -> None:
     # Conditional update: of several calls in the same minute (other workers), one writes.
     ApiKey.objects.filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=key_stale_before(now)), pk=key_id
@@ -121,21 +165,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         digest = bearer_digest(request)
         if digest is None:
             return None
-        key = active_key_by_digest(digest)
+        now = timezone.now()
+        found = active_key_by_digest(digest, now=now)
         # The database matched the digest already; the constant-time compare keeps the
         # final yes/no independent of how many leading characters agree.
-        if key is None or not hmac.compare_digest(key.digest, digest):
+        if found is None or not hmac.compare_digest(found[0].digest, digest):
             raise exceptions.AuthenticationFailed(_INVALID_KEY)
-        self._touch(key)
-        return ApiPrincipal(tenant=key.tenant, role=key.role, key=key), key
-
-    @staticmethod
-    def _touch(key: ApiKey) -> None:
-        now = timezone.now()
-        if key.last_used_at is not None and key.last_used_at >= key_stale_before(now):
-            return
-        _touch_if_stale(key.pk, now)
-        key.last_used_at = now
+        key, tenant = found
+        if key.stale:
+            touch_if_stale(key.pk, now)
+        return ApiPrincipal(tenant=tenant, role=key.role, key=key), key
 
     def authenticate_header(self, request):
         return self.keyword

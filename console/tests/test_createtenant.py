@@ -62,7 +62,7 @@ def test_api_key_is_the_last_line_alone_and_authenticates():
     assert key.tenant.slug == "acme"
     request = APIRequestFactory().get("/api/v1/devices/", HTTP_AUTHORIZATION=f"Bearer {raw}")
     principal, auth_key = ApiKeyAuthentication().authenticate(request)
-    assert principal.tenant.slug == "acme" and auth_key == key
+    assert principal.tenant.slug == "acme" and auth_key.pk == key.pk
 
 
 def test_language_and_price_options():
