@@ -100,6 +100,20 @@ def test_tasks_are_registered_under_their_scheduled_names():
     assert "licensing.tasks.send_reminder_emails" in app.tasks
 
 
+def test_the_jobs_queue_registered_tasks_by_name():
+    """The jobs and the email helper name the tasks they queue instead of importing them:
+    each name is a registered task, and a misspelt one fails where it is queued."""
+    from console.celery import enqueue
+    from console.emails import EMAIL_SEND_TASK
+    from licensing.reminders import SEND_CHUNK_TASK, SEND_ONE_TASK
+
+    app.autodiscover_tasks(force=True)  # what a worker does at start, and enqueue on a miss
+    for name in (SEND_CHUNK_TASK, SEND_ONE_TASK, EMAIL_SEND_TASK):
+        assert name in app.tasks
+    with pytest.raises(KeyError):
+        enqueue("licensing.tasks.no_such_task")
+
+
 def test_r5_expire_task_calls_the_job(tenant):
     from console.tests.factories import LicenseFactory
 
