@@ -117,6 +117,14 @@ DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHEC
 # that the proxy shares between clients.
 DB_TRANSACTION_POOLING = env.bool("DB_TRANSACTION_POOLING", default=False)
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DB_TRANSACTION_POOLING
+if _POSTGRESQL and not DB_TRANSACTION_POOLING:
+    # Server-side parameter binding, and psycopg's own prepared statements for a query run
+    # more than 5 times on a connection (both documented OPTIONS): PostgreSQL then parses and
+    # plans the gateways' few statements once per connection instead of on every call
+    # (bench/RESULTS.md). Off behind a transaction pooler, whose server sessions are shared.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("server_side_binding", env.bool("DB_SERVER_SIDE_BINDING", default=True))
+    _options.setdefault("prepare_threshold", env.int("DB_PREPARE_THRESHOLD", default=5))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
