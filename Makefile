@@ -98,12 +98,13 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Runs every benchmark that exists, keeps going after a failure, and fails at the end if
+# Runs every benchmark script (a bench/*.py that runs as a program; helpers are skipped), keeps going after a failure, and fails at the end if
 # any failed. Results are recorded by hand in bench/RESULTS.md.
 bench: $(STAMP) | $(RUNTIME_DIRS)
 	@failed=""; ran=0; \
 	for script in bench/*.py; do \
 		[ -e "$$script" ] || continue; \
+		grep -q '^if __name__ == "__main__"' "$$script" || continue; \
 		ran=$$((ran + 1)); \
 		echo "== $$script"; \
 		$(PY) "$$script" || failed="$$failed $$script"; \

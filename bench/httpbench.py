@@ -486,8 +486,3 @@ def verdict(
 
 def prepare_out() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-
-
-if __name__ == "__main__":
-    # `make bench` runs every bench/*.py; this one is the others' helper.
-    print("bench/httpbench.py: the other scripts' helper; nothing to measure")

@@ -9,10 +9,9 @@ by `request.tenant` (set by console.api_auth.HasTenant), so another tenant's obj
 import re
 
 from django.db.models import Model, QuerySet
-from django.http import JsonResponse, QueryDict
+from django.http import QueryDict
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import PageNumberPagination
@@ -186,14 +185,3 @@ def error_responses(*statuses: int, **overrides: OpenApiResponse) -> dict:
     for code in sorted({401, 403, *statuses}):
         out[code] = overrides.get(f"e{code}") or OpenApiResponse(ErrorOutput, _ERROR_TEXT[code])
     return out
-
-
-# --- bench -----------------------------------------------------------------------------------
-
-
-@csrf_exempt
-def bench_bare(request):
-    """A constant JSON body through the full middleware stack, for bench/entitlement.py:
-    the ceiling the entitlement call is measured against. Mounted only when
-    FIELD_CONSOLE_BENCH=1."""
-    return JsonResponse({"code": "VALID", "granted_cameras": [1, 2], "denied_cameras": []})

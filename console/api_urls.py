@@ -1,12 +1,9 @@
 """URLs of API v1, mounted at /api/v1/ (CONTRACT.md, "HTTP API"). Paths are public names:
 keep them exactly, including where a trailing slash is and is not."""
 
-import os
-
 from django.urls import path, re_path
 
 from billing import api as billing_api
-from console.api import bench_bare
 from console.api_errors import api_not_found
 from devices import api as devices_api
 from licensing import api as licensing_api
@@ -61,10 +58,6 @@ urlpatterns = [
         name="api-order-refund-request",
     ),
 ]
-
-if os.environ.get("FIELD_CONSOLE_BENCH") == "1":
-    # bench/entitlement.py's baseline; never mounted otherwise.
-    urlpatterns.append(path("bench/bare", bench_bare))
 
 # Keep last: any other path under /api/v1/ is a 404 in the API's error shape, not HTML.
 urlpatterns.append(re_path(r"^", api_not_found))
