@@ -20,6 +20,7 @@ from billing.services.common import actor_label, lock_order
 from console.errors import Conflict, InvalidInput
 from console.models import Tenant
 from console.services import Actor, audit_record, tenant_require_active
+from licensing import services as licensing
 from licensing.models import License
 from licensing.rules import check_years, whole_number
 
@@ -72,23 +73,7 @@ def _renewal_licenses(tenant: Tenant, license_ids: Sequence[int], at: dt.datetim
             _("Unknown licenses: %(ids)s.") % {"ids": ", ".join(str(i) for i in unknown)},
             errors={"licenses": [_("No such license in this tenant: %(ids)s.") % {"ids": unknown}]},
         )
-    refunded = [i for i in license_ids if found[i].status == License.Status.REFUNDED]
-    if refunded:
-        raise Conflict(
-            _("Licenses %(ids)s were refunded and cannot be renewed.")
-            % {"ids": ", ".join(f"L-{i}" for i in refunded)},
-            code="LICENSE_REFUNDED",
-            extra={"licenses": refunded},
-        )
-    lapsed = [i for i in license_ids if not found[i].is_valid_at(at)]
-    if lapsed:
-        # R4: renewal only while valid; an expired license is replaced by buying a new one.
-        raise Conflict(
-            _("Licenses %(ids)s have expired and cannot be renewed; buy new licenses instead.")
-            % {"ids": ", ".join(f"L-{i}" for i in lapsed)},
-            code="LICENSE_EXPIRED",
-            extra={"licenses": lapsed},
-        )
+    licensing.licenses_check_renewable([found[i] for i in license_ids], at=at)
     return list(license_ids)
 
 

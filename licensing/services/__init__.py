@@ -20,7 +20,12 @@ from licensing.services.entitlement import (
 )
 from licensing.services.issuing import licenses_issue
 from licensing.services.refunds import licenses_refund
-from licensing.services.renewal import Extension, licenses_renew, licenses_revert_renewal
+from licensing.services.renewal import (
+    Extension,
+    licenses_check_renewable,
+    licenses_renew,
+    licenses_revert_renewal,
+)
 
 __all__ = [
     "DEGRADED",
@@ -37,6 +42,7 @@ __all__ = [
     "license_bind",
     "license_unbind",
     "licenses_bind_count",
+    "licenses_check_renewable",
     "licenses_issue",
     "licenses_mark_served",
     "licenses_refund",

@@ -24,6 +24,28 @@ class Extension:
     new_expires_at: dt.datetime
 
 
+def licenses_check_renewable(licenses: Sequence[License], *, at: dt.datetime) -> None:
+    """R4: a license is renewed only while it is valid; a refunded or expired one is refused
+    (the customer buys new licenses, R6). The one check, when a renewal is ordered and again
+    when it is paid."""
+    refunded = [lic.pk for lic in licenses if lic.status == License.Status.REFUNDED]
+    if refunded:
+        raise Conflict(
+            _("Licenses %(ids)s were refunded and cannot be renewed.")
+            % {"ids": ", ".join(f"L-{i}" for i in refunded)},
+            code="LICENSE_REFUNDED",
+            extra={"licenses": refunded},
+        )
+    lapsed = [lic.pk for lic in licenses if not lic.is_valid_at(at)]
+    if lapsed:
+        raise Conflict(
+            _("Licenses %(ids)s have expired and cannot be renewed; buy new licenses instead.")
+            % {"ids": ", ".join(f"L-{i}" for i in lapsed)},
+            code="LICENSE_EXPIRED",
+            extra={"licenses": lapsed},
+        )
+
+
 def licenses_renew(
     *,
     tenant: Tenant,
@@ -54,17 +76,7 @@ def licenses_renew(
             raise InvalidInput(
                 _("Unknown license."), errors={"licenses": [_("No such license in this tenant.")]}
             )
-        lapsed = [lic.pk for lic in licenses if not lic.is_valid_at(at)]
-        if lapsed:
-            raise Conflict(
-                _(
-                    "Licenses %(ids)s are no longer valid and cannot be renewed; "
-                    "buy new licenses instead."
-                )
-                % {"ids": ", ".join(f"L-{i}" for i in lapsed)},
-                code="LICENSE_EXPIRED",
-                extra={"licenses": lapsed},
-            )
+        licenses_check_renewable(licenses, at=at)
         extensions = []
         # Licenses from one order share an expiry, so grouping by (from, to) turns one
         # audit insert per license into one bulk insert per distinct expiry.
