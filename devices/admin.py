@@ -239,9 +239,9 @@ class SessionStateFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         now = timezone.now()
         if self.value() == "live":
-            return queryset.filter(ended_at__isnull=True, lease_expires_at__gt=now)
+            return queryset.live(now)
         if self.value() == "lapsed":
-            return queryset.filter(ended_at__isnull=True, lease_expires_at__lte=now)
+            return queryset.lapsed(now)
         if self.value() == "ended":
             return queryset.filter(ended_at__isnull=False)
         return queryset

@@ -1,3 +1,5 @@
+import datetime as dt
+
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -133,6 +135,17 @@ class RemoteCockpit(models.Model):
         return self.name
 
 
+class ControlSessionQuerySet(models.QuerySet):
+    def live(self, at: dt.datetime):
+        """R8: sessions whose lease still holds at `at`. A lease past its end no longer
+        controls the device, even before the clean-up job ends it."""
+        return self.filter(ended_at__isnull=True, lease_expires_at__gt=at)
+
+    def lapsed(self, at: dt.datetime):
+        """Open sessions whose lease has run out by `at`: the clean-up ends them."""
+        return self.filter(ended_at__isnull=True, lease_expires_at__lte=at)
+
+
 class ControlSession(models.Model):
     """R8: a cockpit's lease on driving one device, kept alive by heartbeats."""
 
@@ -155,6 +168,8 @@ class ControlSession(models.Model):
     end_reason = models.CharField(
         _("end reason"), max_length=20, choices=EndReason.choices, blank=True
     )
+
+    objects = ControlSessionQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("control session")
@@ -186,4 +201,5 @@ class ControlSession(models.Model):
         return f"{self.cockpit} → {self.device}"
 
     def is_live(self, at) -> bool:
+        """ControlSessionQuerySet.live for one session."""
         return self.ended_at is None and self.lease_expires_at > at

@@ -396,6 +396,6 @@ def control_sessions_end_lapsed(*, at: dt.datetime | None = None) -> int:
     """End every open session whose lease has lapsed (the per-minute clean-up). Set-based;
     safe to run twice at once: a row already ended no longer matches the filter."""
     at = at or timezone.now()
-    lapsed = ControlSession.objects.filter(ended_at__isnull=True, lease_expires_at__lte=at)
+    lapsed = ControlSession.objects.lapsed(at)
     # ended_at is the lapse instant itself, so the record says when control really stopped.
     return lapsed.update(ended_at=F("lease_expires_at"), end_reason=ControlSession.EndReason.LAPSED)

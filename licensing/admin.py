@@ -19,19 +19,14 @@ from console.admin_filters import NullFilter, ReadOnlyAdminMixin
 from console.errors import ServiceError
 from devices.admin import DeviceAdmin
 from devices.models import FieldDevice
-from licensing import services
+from licensing import rules, services
 from licensing.models import License, SentReminder
 
 
 def _valid_now() -> Q:
     """R5/R6 validity now, through the device's `licenses` relation: the rule of
     LicenseQuerySet.valid_at, as a filter for an annotation."""
-    now = timezone.now()
-    return Q(
-        licenses__status__in=[License.Status.ACTIVE, License.Status.EXPIRED],
-        licenses__starts_at__lte=now,
-        licenses__expires_at__gt=now,
-    )
+    return rules.valid_q(timezone.now(), "licenses__")
 
 
 class LicensedDeviceAdmin(DeviceAdmin):

@@ -69,13 +69,8 @@ def _device_page(request, device: FieldDevice, *, bind_form: BindCountForm | Non
     rows = [license_row(lic, now) for lic in bound]
     valid = sum(1 for row in rows if row["license"].is_valid_at(now))
     free = selectors.license_list(tenant, at=now).filter(device__isnull=True).valid_at(now).count()
-    # A lease past its end no longer controls the device, even before the clean-up job
-    # ends it (R8).
     session = (
-        ControlSession.objects.filter(device=device, ended_at__isnull=True)
-        .filter(lease_expires_at__gt=now)
-        .select_related("cockpit")
-        .first()
+        ControlSession.objects.filter(device=device).live(now).select_related("cockpit").first()
     )
     changeable = can_change(request)
     if bind_form is None and changeable:
@@ -188,9 +183,7 @@ def device_delete(request, device_id: int):
         "cameras": len(device.cameras.all()),
         "licenses_bound": bound.count(),
         "licenses_valid": bound.valid_at(now).count(),
-        "session": ControlSession.objects.filter(
-            device=device, ended_at__isnull=True, lease_expires_at__gt=now
-        ).exists(),
+        "session": ControlSession.objects.filter(device=device).live(now).exists(),
     }
     return render(request, "licensing/device_delete.html", context)
 

@@ -39,10 +39,7 @@ def _served_if_driven(device: FieldDevice, license_ids: list[int], at: dt.dateti
     """R10: a license bound to a device while a control session on it is live has served.
     (Heartbeats write nothing for R10: the session's start marked the licenses bound then,
     and this marks the ones bound later.)"""
-    live = ControlSession.objects.filter(
-        device=device, ended_at__isnull=True, lease_expires_at__gt=at
-    )
-    if live.exists():
+    if ControlSession.objects.filter(device=device).live(at).exists():
         License.objects.filter(pk__in=license_ids, first_served_at__isnull=True).update(
             first_served_at=at
         )
