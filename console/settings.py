@@ -187,6 +187,15 @@ LICENSE_LIST_PRICE = Decimal(env.str("LICENSE_LIST_PRICE", default="3600.00"))
 if LICENSE_LIST_PRICE <= 0 or LICENSE_LIST_PRICE.as_tuple().exponent < -2:
     raise ImproperlyConfigured("LICENSE_LIST_PRICE must be positive with at most two decimals.")
 CURRENCY = "CNY"
+# Where customers transfer money, shown on every pending order (page, email, receipt) with
+# the order's transfer reference; and the seller printed on receipts. The defaults are a
+# demo's: a deployment that sells sets all six.
+PAYEE_NAME = env.str("PAYEE_NAME", default="Field Console Demo Co., Ltd.")
+PAYEE_BANK = env.str("PAYEE_BANK", default="Demo Bank, Shanghai Branch")
+PAYEE_ACCOUNT = env.str("PAYEE_ACCOUNT", default="0000 0000 0000 0000")
+SELLER_NAME = env.str("SELLER_NAME", default="Field Console Demo Co., Ltd.")
+SELLER_ADDRESS = env.str("SELLER_ADDRESS", default="1 Demo Road, Pudong, Shanghai, China")
+SELLER_TAX_ID = env.str("SELLER_TAX_ID", default="91310000DEMO00000X")
 # R8: a control lease lasts this long unless a heartbeat extends it.
 CONTROL_LEASE_SECONDS = env.int("CONTROL_LEASE_SECONDS", default=30)
 if CONTROL_LEASE_SECONDS < 1:
