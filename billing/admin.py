@@ -68,6 +68,7 @@ class RefundRequestInline(ReadOnlyAdminMixin, admin.TabularInline):
 class OrderAdmin(admin.ModelAdmin):
     list_display = [
         "id",
+        "transfer_reference",
         "tenant",
         "kind",
         "channel",
@@ -82,7 +83,13 @@ class OrderAdmin(admin.ModelAdmin):
         "payment_reference",
     ]
     list_filter = ["status", "kind", "channel", ("tenant", admin.RelatedOnlyFieldListFilter)]
-    search_fields = ["=id", "tenant__name", "tenant__slug", "payment__reference"]
+    search_fields = [
+        "=id",
+        "=transfer_reference",
+        "tenant__name",
+        "tenant__slug",
+        "payment__reference",
+    ]
     list_select_related = ["tenant", "payment"]
     date_hierarchy = "created_at"
     actions = ["confirm_payment", "cancel_orders"]
