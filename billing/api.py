@@ -126,6 +126,7 @@ class OrderOutput(serializers.ModelSerializer):
             "total",
             "currency",
             "status",
+            "transfer_reference",
             "licenses",
             "created_at",
             "paid_at",

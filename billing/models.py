@@ -4,11 +4,14 @@ Money is `Decimal` with two places everywhere (R2): DecimalField(max_digits=14,
 decimal_places=2) in the database, Decimal in services, strings with two decimals in the API.
 """
 
+import re
+import secrets
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -19,6 +22,33 @@ from licensing.rules import MAX_YEARS
 MONEY_DIGITS = 14
 MONEY_PLACES = 2
 CENTS = Decimal("0.01")
+
+
+# The transfer reference a customer types into the bank form. Every tenant pays into the one
+# PAYEE_ACCOUNT, so staff match a transfer to its order by this text alone: it is unique
+# across tenants (a database constraint), random (one order's reference tells nothing of
+# another's, unlike the order number), and short. Crockford's base32 alphabet leaves out
+# I, L, O and U, which are misread for 1, 0 and V or typed wrongly from a phone.
+TRANSFER_REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+TRANSFER_REFERENCE_PREFIX = "FC"
+TRANSFER_REFERENCE_CHARS = 10  # 50 random bits: a collision is rare, and retried (orders)
+TRANSFER_REFERENCE_GROUP = 5
+TRANSFER_REFERENCE_RE = re.compile(
+    rf"^{TRANSFER_REFERENCE_PREFIX}(-[{TRANSFER_REFERENCE_ALPHABET}]{{{TRANSFER_REFERENCE_GROUP}}})"
+    rf"{{{TRANSFER_REFERENCE_CHARS // TRANSFER_REFERENCE_GROUP}}}$"
+)
+
+
+def transfer_reference_new() -> str:
+    """A fresh random reference such as "FC-7K3QM-9MZD2" (grouped for reading aloud)."""
+    chars = "".join(
+        secrets.choice(TRANSFER_REFERENCE_ALPHABET) for _ in range(TRANSFER_REFERENCE_CHARS)
+    )
+    groups = [
+        chars[i : i + TRANSFER_REFERENCE_GROUP]
+        for i in range(0, TRANSFER_REFERENCE_CHARS, TRANSFER_REFERENCE_GROUP)
+    ]
+    return "-".join([TRANSFER_REFERENCE_PREFIX, *groups])
 
 
 def money_field(verbose_name, **kwargs) -> models.DecimalField:
@@ -66,6 +96,11 @@ class Order(models.Model):
     # Who placed it: "api-key:fc_…", a user's email, "command:grantlicenses".
     created_by = models.CharField(_("created by"), max_length=100, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # What the customer quotes on the bank transfer (not the bank's own payment reference,
+    # which staff record on the Payment). order_create retries the rare collision.
+    transfer_reference = models.CharField(
+        _("transfer reference"), max_length=20, default=transfer_reference_new, editable=False
+    )
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
     cancel_reason = models.CharField(_("cancel reason"), max_length=500, blank=True)
@@ -100,12 +135,19 @@ class Order(models.Model):
                 condition=~Q(status__in=["paid", "refunded"]) | Q(paid_at__isnull=False),
                 name="order_paid_has_paid_at",
             ),
+            # Every tenant pays into one account: a reference names one order, whoever's.
+            models.UniqueConstraint(
+                fields=["transfer_reference"], name="order_transfer_reference_unique"
+            ),
         ]
         indexes = [
             # The tenant's order list, newest first (API and console).
             models.Index(fields=["tenant", "-created_at"], name="order_tenant_created_idx"),
             # The staff changelist filtered by status.
             models.Index(fields=["status", "-created_at"], name="order_status_created_idx"),
+            # Staff's admin search by transfer reference, case-insensitive (`=` search_fields
+            # is iexact, UPPER(column) = UPPER(term)); exact look-ups use the unique index.
+            models.Index(Upper("transfer_reference"), name="order_transfer_ref_upper_idx"),
         ]
 
     def __str__(self) -> str:

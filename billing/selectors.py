@@ -74,6 +74,17 @@ def order_get(tenant: Tenant, order_id: int) -> Order | None:
     return _with_links(Order.objects.filter(tenant=tenant, pk=order_id)).first()
 
 
+def order_tenant_of_member(user: User, order_id: int) -> int | None:
+    """The tenant id of an order of a tenant `user` is a member of; None otherwise."""
+    return (
+        Order.objects.filter(
+            pk=order_id, tenant_id__in=Membership.objects.filter(user=user).values("tenant_id")
+        )
+        .values_list("tenant_id", flat=True)
+        .first()
+    )
+
+
 def order_for_receipt(user: User, order_id: int) -> Order | None:
     """A paid (or since refunded) order of a tenant `user` is a member of; None otherwise,
     so another tenant's order is a 404 like a missing one."""

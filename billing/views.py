@@ -16,6 +16,7 @@ from billing import selectors, services
 from billing.forms import QUOTE_ROWS, OrderNewForm, QuoteForm, RefundRequestForm, RenewForm
 from billing.models import Order, RefundRequest
 from billing.pricing import unit_price_for
+from billing.services.notifications import order_payment_deadline, payee, seller
 from console.errors import ServiceError
 from console.pages import can_change, change_required, form_errors_from, form_key, member_required
 from devices.models import Camera, FieldDevice
@@ -37,6 +38,8 @@ def order_receipt(request, order_id: int):
             "order": order,
             "payment": getattr(order, "payment", None),
             "lines": lines,
+            "payee": payee(),
+            "seller": seller(),
         },
     )
 
@@ -112,8 +115,11 @@ def _order_page(request, order: Order, *, refund_form: RefundRequestForm | None 
     if refund_form is None and may_request:
         refund_form = RefundRequestForm()
     license_ids = [link.license_id for link in order.order_licenses.all()]
+    pending = order.status == Order.Status.PENDING_PAYMENT
     context = {
         "order": order,
+        "payee": payee() if pending else None,
+        "deadline": order_payment_deadline(order) if pending else None,
         "payment": getattr(order, "payment", None),
         "license_ids": license_ids[:LICENSE_IDS_SHOWN],
         "more_licenses": max(0, len(license_ids) - LICENSE_IDS_SHOWN),
@@ -130,7 +136,17 @@ def _order_page(request, order: Order, *, refund_form: RefundRequestForm | None 
 @require_GET
 @member_required
 def order_detail(request, order_id: int):
-    return _order_page(request, _order_or_404(request, order_id))
+    order = selectors.order_get(request.tenant, order_id)
+    if order is None:
+        # A link from an email names an order of one tenant; a member of several may be
+        # working in another. Switch to the order's tenant when the user belongs to it
+        # (the choice console.views.current_membership reads), else it is a 404.
+        tenant_id = selectors.order_tenant_of_member(request.user, order_id)
+        if tenant_id is None or tenant_id == request.tenant.pk:
+            raise Http404
+        request.session["tenant_id"] = tenant_id
+        return redirect("order-detail", order_id=order_id)
+    return _order_page(request, order)
 
 
 @require_POST

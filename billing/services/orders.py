@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.models import Order, OrderLicense
+from billing.models import Order, OrderLicense, transfer_reference_new
 from billing.pricing import MAX_AMOUNT, order_total, unit_price_for
 from billing.services.common import actor_label, lock_order
+from billing.services.notifications import order_placed_notify
 from console.errors import Conflict, InvalidInput
 from console.models import Tenant
 from console.services import Actor, audit_record, tenant_require_active
@@ -28,6 +29,8 @@ from licensing.rules import check_years, whole_number
 # a renewal names at most MAX_RENEWAL_LICENSES licenses.
 MAX_QUANTITY = 100_000
 MAX_RENEWAL_LICENSES = 10_000
+# Draws of a transfer reference before giving up (each collides with odds below 1e-9).
+TRANSFER_REFERENCE_ATTEMPTS = 5
 
 
 def _check_quantity(quantity: Any) -> None:
@@ -75,6 +78,22 @@ def _renewal_licenses(tenant: Tenant, license_ids: Sequence[int], at: dt.datetim
         )
     licensing.licenses_check_renewable([found[i] for i in license_ids], at=at)
     return list(license_ids)
+
+
+def _order_insert(**fields) -> Order:
+    """Insert the order with a fresh transfer reference. Two orders drawing the same one of
+    2**50 is rare but possible: the unique constraint refuses the second, which draws again
+    (inside a savepoint, so the caller's transaction goes on)."""
+    for attempt in range(TRANSFER_REFERENCE_ATTEMPTS):
+        reference = transfer_reference_new()
+        try:
+            with transaction.atomic():
+                return Order.objects.create(transfer_reference=reference, **fields)
+        except IntegrityError:
+            collided = Order.objects.filter(transfer_reference=reference).exists()
+            if not collided or attempt == TRANSFER_REFERENCE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @transaction.atomic
@@ -130,7 +149,7 @@ def order_create(
             _("This order's total is too large for one order; split it."),
             errors={"quantity": [_("The total must not exceed %(max)s.") % {"max": MAX_AMOUNT}]},
         )
-    order = Order.objects.create(
+    order = _order_insert(
         tenant=tenant,
         kind=kind,
         channel=channel,
@@ -161,6 +180,8 @@ def order_create(
             **({"licenses": renew_ids} if renew_ids else {}),
         },
     )
+    # R13: stored with the order, sent once it commits.
+    order_placed_notify(order)
     return order
 
 

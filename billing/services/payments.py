@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import Order, OrderLicense, Payment
 from billing.services.common import actor_label, actor_user, lock_order
+from billing.services.notifications import payment_confirmed_notify
 from billing.services.orders import order_create, order_mark_cancelled
 from console.errors import Conflict, InvalidInput, ServiceError
 from console.models import Tenant
@@ -174,6 +175,8 @@ def order_confirm_payment(
                     "licenses": len(license_ids),
                 },
             )
+            # R13: stored with the payment, sent once it commits.
+            payment_confirmed_notify(order, payment)
     if error is not None:
         raise error
     return Confirmation(order=order, payment=payment, license_ids=license_ids)

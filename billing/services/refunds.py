@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import Order, OrderLicense, RefundRequest
 from billing.services.common import actor_label, actor_user, lock_order
+from billing.services.notifications import refund_decided_notify
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Tenant
 from console.services import Actor, audit_record
@@ -219,6 +220,7 @@ def refund_approve(
         actor=actor,
         data={"refund_request": request.pk, "amount": str(request.amount), "kind": order.kind},
     )
+    refund_decided_notify(request, order)
     return request
 
 
@@ -240,4 +242,6 @@ def refund_reject(
         actor=actor,
         data={"order": order.pk, "note": request.decision_note},
     )
+    # R13: the customer hears of the decision with staff's reason, once it commits.
+    refund_decided_notify(request, order)
     return request

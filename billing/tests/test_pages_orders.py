@@ -62,7 +62,7 @@ def test_a_pending_order_shows_how_to_pay(owner, tenant):
     order = new_order(tenant, quantity=2)
     html = owner.get(f"/orders/{order.pk}/").content.decode()
     assert 'id="payment-instructions"' in html
-    assert f"quoting order number #{order.pk}" in html
+    assert f"with the reference {order.transfer_reference}" in html
     assert "7200.00 CNY" in html
     assert 'id="receipt-link"' not in html
     assert 'id="refund"' not in html
