@@ -169,6 +169,10 @@ class ControlSession(models.Model):
         _("end reason"), max_length=20, choices=EndReason.choices, blank=True
     )
 
+    # The cockpit's credential for this session (CONTRACT: X-Control-Token): its SHA-256
+    # digest only; the token itself is shown once, in the answer that starts the session.
+    token_digest = models.CharField(max_length=64, blank=True, editable=False)
+
     objects = ControlSessionQuerySet.as_manager()
 
     class Meta:

@@ -5,6 +5,9 @@ drive?") lives in licensing, which calls the lease mechanics below.
 """
 
 import datetime as dt
+import hashlib
+import hmac
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -278,19 +281,37 @@ def _end(session: ControlSession, *, reason: str, at: dt.datetime) -> None:
     session.save(update_fields=["ended_at", "end_reason"])
 
 
+def control_token_digest(token: str | None) -> str:
+    """The stored form of a cockpit's session token (CONTRACT: X-Control-Token)."""
+    return hashlib.sha256((token or "").encode()).hexdigest() if token else ""
+
+
+def control_token_matches(session: ControlSession, token: str | None) -> bool:
+    digest = control_token_digest(token)
+    return bool(digest and session.token_digest) and hmac.compare_digest(
+        digest, session.token_digest
+    )
+
+
 def control_session_acquire(
     *,
     tenant: Tenant,
     device: FieldDevice,
     cockpit: RemoteCockpit,
     force: bool = False,
+    token: str | None = None,
+    trusted: bool = False,
     at: dt.datetime | None = None,
     actor: Actor = None,
 ) -> tuple[ControlSession, bool]:
-    """Take control of `device` for `cockpit`. Returns (session, created).
+    """Take control of `device` for `cockpit`. Returns (session, created); a new session
+    carries its cockpit credential in `session.token`, there only (stored as a digest).
 
-    Must run inside the caller's transaction (licensing checks licenses in the same one).
-    Raises Conflict CONTROL_HELD while another cockpit holds a live lease, unless `force`.
+    The same cockpit asking again gets its live session back, the lease extended, when it
+    shows that session's `token` or the caller is `trusted` (an admin key); otherwise the
+    request is another cockpit's. Must run inside the caller's transaction (licensing checks
+    licenses in the same one). Raises Conflict CONTROL_HELD while another cockpit holds a
+    live lease, unless `force`.
     """
     assert transaction.get_connection().in_atomic_block, "acquire needs a transaction"
     at = at or timezone.now()
@@ -310,7 +331,9 @@ def control_session_acquire(
     if holder is not None:
         if holder.lease_expires_at <= at:
             _end(holder, reason=ControlSession.EndReason.LAPSED, at=holder.lease_expires_at)
-        elif holder.cockpit_id == cockpit.pk:
+        elif holder.cockpit_id == cockpit.pk and (
+            trusted or control_token_matches(holder, token)
+        ):
             holder.lease_expires_at = lease_until
             holder.save(update_fields=["lease_expires_at"])
             return holder, False
@@ -332,10 +355,15 @@ def control_session_acquire(
                     "lease_expires_at": holder.lease_expires_at,
                 },
             )
+    raw_token = secrets.token_urlsafe(32)
     try:
         with transaction.atomic():
             session = ControlSession.objects.create(
-                device=device, cockpit=cockpit, started_at=at, lease_expires_at=lease_until
+                device=device,
+                cockpit=cockpit,
+                started_at=at,
+                lease_expires_at=lease_until,
+                token_digest=control_token_digest(raw_token),
             )
     except IntegrityError as exc:
         raise Conflict(_("Another cockpit controls this device."), code="CONTROL_HELD") from exc
@@ -346,6 +374,7 @@ def control_session_acquire(
         actor=actor,
         data={"device": device.pk, "cockpit": cockpit.pk},
     )
+    session.token = raw_token
     return session, True
 
 

@@ -8,7 +8,7 @@ device, its cameras and license counts), the R1/R6 decision, and nothing else.
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
@@ -371,6 +371,38 @@ class ControlSessionOutput(serializers.Serializer):
         return lease_seconds()
 
 
+class ControlSessionStartedOutput(ControlSessionOutput):
+    token = serializers.CharField(
+        help_text=gettext_lazy(
+            "The cockpit's credential for this session, shown once (201 only): with an "
+            "operator key, send it as X-Control-Token on heartbeats, on DELETE and when "
+            "asking for the same session again."
+        )
+    )
+
+
+def _control_token(request) -> str | None:
+    return request.META.get("HTTP_X_CONTROL_TOKEN") or None
+
+
+def _trusted(request) -> bool:
+    """An admin key (or an owner/admin in the console) may act on any of its tenant's
+    sessions; an operator key only on the session whose token it shows."""
+    return request.principal.role == ADMIN
+
+
+_CONTROL_TOKEN_PARAMETER = OpenApiParameter(
+    "X-Control-Token",
+    type=str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=gettext_lazy(
+        "The session's token from the 201 that started it. Required with an operator key "
+        "(missing or wrong: 403 CONTROL_TOKEN_REQUIRED); an admin key may act without it."
+    ),
+)
+
+
 class ControlHeldOutput(ErrorOutput):
     holder = serializers.IntegerField(help_text=gettext_lazy("The controlling cockpit's id."))
     lease_expires_at = serializers.DateTimeField()
@@ -400,15 +432,18 @@ class ControlSessionAcquireApi(APIView):
         summary=gettext_lazy("Take control of the device for a cockpit."),
         description=gettext_lazy(
             "R8: one cockpit controls a device at a time, under a lease kept alive by "
-            "heartbeats. 201 with a new session; 200 with the same cockpit's live session, its "
-            "lease extended. 409 CONTROL_HELD while another cockpit holds a live lease, unless "
+            "heartbeats. 201 with a new session and its `token`, shown once; 200 with the same "
+            "cockpit's live session, its lease extended — with an operator key only when it "
+            "shows that session's X-Control-Token (otherwise the request is another "
+            "cockpit's). 409 CONTROL_HELD while another cockpit holds a live lease, unless "
             "`force` (admin key only). 403 NO_VALID_LICENSE when the device has no valid "
             "license. Marks the device's valid licenses as served (R10)."
         ),
+        parameters=[_CONTROL_TOKEN_PARAMETER],
         request=ControlSessionInput,
         responses={
             200: ControlSessionOutput,
-            201: ControlSessionOutput,
+            201: ControlSessionStartedOutput,
             **error_responses(
                 400,
                 403,
@@ -426,7 +461,16 @@ class ControlSessionAcquireApi(APIView):
                 "Take over (admin key)", request_only=True, value={"cockpit": 3, "force": True}
             ),
             OpenApiExample(
-                "Granted", response_only=True, status_codes=["200", "201"], value=_SESSION_EXAMPLE
+                "Started",
+                response_only=True,
+                status_codes=["201"],
+                value={**_SESSION_EXAMPLE, "token": "q7Jd0S0v7Yp2o3c9bXbq4h7Zs0Qm1xXy8l2nP4k6rTA"},
+            ),
+            OpenApiExample(
+                "Same cockpit again",
+                response_only=True,
+                status_codes=["200"],
+                value=_SESSION_EXAMPLE,
             ),
             OpenApiExample(
                 "Held by another cockpit",
@@ -462,12 +506,15 @@ class ControlSessionAcquireApi(APIView):
             device=device,
             cockpit_id=data["cockpit"],
             force=data["force"],
+            token=_control_token(request),
+            trusted=_trusted(request),
             actor=request.principal.actor,
         )
-        return Response(
-            ControlSessionOutput(session).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        if created:
+            return Response(
+                ControlSessionStartedOutput(session).data, status=status.HTTP_201_CREATED
+            )
+        return Response(ControlSessionOutput(session).data)
 
 
 class ControlSessionHeartbeatApi(APIView):
@@ -479,8 +526,10 @@ class ControlSessionHeartbeatApi(APIView):
         description=gettext_lazy(
             "R8: extends the lease by the lease length from now. 410 SESSION_ENDED once the "
             "session ended or its lease lapsed; 403 NO_VALID_LICENSE, and the session ends, "
-            "when the device has lost its last valid license."
+            "when the device has lost its last valid license; 403 CONTROL_TOKEN_REQUIRED "
+            "when an operator key does not show the session's X-Control-Token."
         ),
+        parameters=[_CONTROL_TOKEN_PARAMETER],
         request=None,
         responses={
             200: ControlSessionOutput,
@@ -511,7 +560,12 @@ class ControlSessionHeartbeatApi(APIView):
     def post(self, request, id: int):
         if not 1 <= id <= MAX_ID:
             raise exceptions.NotFound()
-        lease = services.control_heartbeat(tenant=request.tenant, session_id=id)
+        lease = services.control_heartbeat(
+            tenant=request.tenant,
+            session_id=id,
+            token=_control_token(request),
+            trusted=_trusted(request),
+        )
         # ControlSessionOutput's fields, written out: cockpits beat every few seconds, and a
         # serializer pass cost a tenth of the call.
         return Response(
@@ -531,16 +585,24 @@ class ControlSessionApi(APIView):
     @extend_schema(
         operation_id="control_sessions_destroy",
         summary=gettext_lazy("Release control."),
-        description=gettext_lazy("Ends the session; releasing an ended session is a no-op."),
+        description=gettext_lazy(
+            "Ends the session; releasing an ended session is a no-op. With an operator key, "
+            "only with the session's X-Control-Token (else 403 CONTROL_TOKEN_REQUIRED)."
+        ),
+        parameters=[_CONTROL_TOKEN_PARAMETER],
         responses={
             204: OpenApiResponse(description=gettext_lazy("Released.")),
-            **error_responses(404),
+            **error_responses(403, 404),
         },
     )
     def delete(self, request, id: int):
         if not 1 <= id <= MAX_ID:
             raise exceptions.NotFound()
         services.control_release(
-            tenant=request.tenant, session_id=id, actor=request.principal.actor
+            tenant=request.tenant,
+            session_id=id,
+            token=_control_token(request),
+            trusted=_trusted(request),
+            actor=request.principal.actor,
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -76,12 +76,31 @@ def test_r8_same_cockpit_gets_its_live_session_back_with_the_lease_extended(
 ):
     at = timezone.now()
     first, created = acquire(tenant, device, cockpits[0], at=at)
-    again, created_again = acquire(tenant, device, cockpits[0], at=at + dt.timedelta(seconds=20))
+    again, created_again = acquire(
+        tenant, device, cockpits[0], token=first.token, at=at + dt.timedelta(seconds=20)
+    )
     assert (created, created_again) == (True, False)
     assert again.pk == first.pk
     again.refresh_from_db()
     assert again.lease_expires_at == at + dt.timedelta(seconds=50)
     assert ControlSession.objects.count() == 1
+
+
+def test_the_same_cockpit_without_its_token_is_another_cockpits_request(tenant, device, cockpits):
+    """CONTRACT (X-Control-Token): one cockpit cannot keep alive another's session by
+    naming the same cockpit id; a trusted caller (an admin key) may."""
+    at = timezone.now()
+    first, _ = acquire(tenant, device, cockpits[0], at=at)
+    assert len(first.token) >= 40 and first.token_digest != first.token
+    for token in (None, "", first.token + "x"):
+        with pytest.raises(Conflict) as exc:
+            acquire(tenant, device, cockpits[0], token=token, at=at + dt.timedelta(seconds=5))
+        assert exc.value.code == "CONTROL_HELD"
+    again, created = acquire(
+        tenant, device, cockpits[0], trusted=True, at=at + dt.timedelta(seconds=5)
+    )
+    assert (again.pk, created) == (first.pk, False)
+    assert not hasattr(again, "token")  # shown once, when the session starts
 
 
 def test_r8_lapsed_lease_frees_the_device(tenant, device, cockpits):

@@ -33,6 +33,8 @@ def control_acquire(
     device: FieldDevice,
     cockpit_id: int,
     force: bool = False,
+    token: str | None = None,
+    trusted: bool = False,
     at: dt.datetime | None = None,
     actor: Actor = None,
 ) -> tuple[ControlSession, bool]:
@@ -50,7 +52,14 @@ def control_acquire(
         raise NotFound(_("Not found."))
     _require_valid_license(tenant, device, at)
     session, created = device_services.control_session_acquire(
-        tenant=tenant, device=device, cockpit=cockpit, force=force, at=at, actor=actor
+        tenant=tenant,
+        device=device,
+        cockpit=cockpit,
+        force=force,
+        token=token,
+        trusted=trusted,
+        at=at,
+        actor=actor,
     )
     licenses_mark_served(device_id=device.pk, at=at)
     return session, created
@@ -72,7 +81,8 @@ _HEARTBEAT_SQL: dict[str, str] = {}
 def _heartbeat_sql() -> str:
     """One conditional UPDATE … RETURNING (R8): a live session of the tenant's (not ended,
     lease not lapsed) is extended while its device has a valid license, and ended in the
-    same statement when it has none. No row: not a live session of the tenant's.
+    same statement when it has none. No row: not a live session of the tenant's, or the
+    caller is neither trusted (an admin key) nor showing the session's token.
 
     The license condition is rules.valid_q in SQL (not refunded, started, unexpired);
     test_control_heartbeat checks the two agree. Only the models' own table and column
@@ -93,6 +103,7 @@ def _heartbeat_sql() -> str:
                 ended_at = CASE WHEN {has_license} THEN NULL ELSE %(at)s END,
                 end_reason = CASE WHEN {has_license} THEN '' ELSE %(no_license)s END
             WHERE id = %(id)s AND ended_at IS NULL AND lease_expires_at > %(at)s
+              AND (%(trusted)s OR token_digest = %(token)s)
               AND device_id IN (SELECT d.id FROM {device} d WHERE d.tenant_id = %(tenant)s)
             RETURNING id, device_id, cockpit_id, ended_at
         """  # noqa: S608 - model metadata only; every value is a parameter
@@ -100,10 +111,18 @@ def _heartbeat_sql() -> str:
     return sql
 
 
-def control_heartbeat(*, tenant: Tenant, session_id: int, at: dt.datetime | None = None) -> Lease:
+def control_heartbeat(
+    *,
+    tenant: Tenant,
+    session_id: int,
+    token: str | None = None,
+    trusted: bool = False,
+    at: dt.datetime | None = None,
+) -> Lease:
     """R8: extend a live lease by the lease length from `at`. A lapsed or ended session is
     gone (SESSION_ENDED); a device that lost its last valid license ends the session
-    (NO_VALID_LICENSE).
+    (NO_VALID_LICENSE). Only the session's cockpit beats it: the caller shows the session's
+    `token`, unless `trusted` (an admin key) — else CONTROL_TOKEN_REQUIRED.
 
     Cockpits beat every few seconds while they drive, so a beat is one statement, committed
     on its own (autocommit, durable: a lease the cockpit was told of survives a crash, or a
@@ -120,13 +139,14 @@ def control_heartbeat(*, tenant: Tenant, session_id: int, at: dt.datetime | None
         "active": rules.ACTIVE,
         "expired": rules.EXPIRED,
         "no_license": ControlSession.EndReason.NO_VALID_LICENSE.value,
+        "trusted": bool(trusted),
+        "token": device_services.control_token_digest(token),
     }
     with connection.cursor() as cursor:
         cursor.execute(_heartbeat_sql(), params)
         row = cursor.fetchone()
     if row is None:
-        _end_lapsed(tenant=tenant, session_id=session_id, at=at)
-        raise Gone(_("This control session has ended."), code="SESSION_ENDED")
+        _refuse_beat(tenant=tenant, session_id=session_id, token=token, trusted=trusted, at=at)
     session_id, device_id, cockpit_id, ended_at = row
     if ended_at is not None:
         # The statement ended it; the audit event follows (the end is what protects R8).
@@ -143,19 +163,40 @@ def control_heartbeat(*, tenant: Tenant, session_id: int, at: dt.datetime | None
     return Lease(session_id, device_id, cockpit_id, lease_until)
 
 
-def _end_lapsed(*, tenant: Tenant, session_id: int, at: dt.datetime) -> None:
-    """After a heartbeat found no live session: 404 when the tenant has no such session;
-    a lapsed one still open is ended (audited) now rather than by the per-minute clean-up."""
+def _require_cockpit(session: ControlSession, *, token: str | None, trusted: bool) -> None:
+    if not trusted and not device_services.control_token_matches(session, token):
+        raise Forbidden(
+            _("Show this control session's token in the X-Control-Token header."),
+            code="CONTROL_TOKEN_REQUIRED",
+        )
+
+
+def _refuse_beat(
+    *, tenant: Tenant, session_id: int, token: str | None, trusted: bool, at: dt.datetime
+) -> None:
+    """Why a heartbeat extended nothing: 404 when the tenant has no such session, 403 when
+    the caller is not its cockpit, else 410 — a lapsed session still open is ended
+    (audited) now rather than by the per-minute clean-up."""
     with transaction.atomic():
         session = device_services.control_session_lock(tenant=tenant, session_id=session_id)
+        _require_cockpit(session, token=token, trusted=trusted)
         device_services.control_session_end(tenant=tenant, session=session, at=at)
+    raise Gone(_("This control session has ended."), code="SESSION_ENDED")
 
 
 def control_release(
-    *, tenant: Tenant, session_id: int, at: dt.datetime | None = None, actor: Actor = None
+    *,
+    tenant: Tenant,
+    session_id: int,
+    token: str | None = None,
+    trusted: bool = False,
+    at: dt.datetime | None = None,
+    actor: Actor = None,
 ) -> ControlSession:
+    """End a session: its cockpit (showing the session's token) or a trusted caller."""
     with transaction.atomic():
         session = device_services.control_session_lock(tenant=tenant, session_id=session_id)
+        _require_cockpit(session, token=token, trusted=trusted)
         return device_services.control_session_end(
             tenant=tenant, session=session, at=at, actor=actor
         )

@@ -63,7 +63,9 @@ def test_r8_same_cockpit_again_gets_its_session_back(tenant, device, cockpit):
     at = timezone.now()
     first, _ = control_acquire(tenant=tenant, device=device, cockpit_id=cockpit.pk, at=at)
     later = at + dt.timedelta(seconds=10)
-    again, created = control_acquire(tenant=tenant, device=device, cockpit_id=cockpit.pk, at=later)
+    again, created = control_acquire(
+        tenant=tenant, device=device, cockpit_id=cockpit.pk, token=first.token, at=later
+    )
     assert not created
     assert again.pk == first.pk
     assert again.lease_expires_at == later + dt.timedelta(seconds=30)
@@ -82,7 +84,7 @@ def test_r8_other_cockpit_is_refused_until_forced(tenant, device, cockpit):
     assert held.end_reason == ControlSession.EndReason.TAKEN_OVER
     # The old holder's heartbeat now finds its session ended.
     with pytest.raises(Gone):
-        control_heartbeat(tenant=tenant, session_id=held.pk)
+        control_heartbeat(tenant=tenant, session_id=held.pk, token=held.token)
 
 
 def test_r8_lapsed_lease_frees_the_device_with_time_machine(tenant, device, cockpit):
@@ -107,7 +109,7 @@ def test_r8_heartbeat_extends_a_live_lease(tenant, device, cockpit):
     with time_machine.travel(start, tick=False):
         session, _ = control_acquire(tenant=tenant, device=device, cockpit_id=cockpit.pk)
     with time_machine.travel(start + dt.timedelta(seconds=25), tick=False):
-        beat = control_heartbeat(tenant=tenant, session_id=session.pk)
+        beat = control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
     assert beat.lease_expires_at == start + dt.timedelta(seconds=55)
     session.refresh_from_db()
     assert session.lease_expires_at == start + dt.timedelta(seconds=55)
@@ -121,7 +123,7 @@ def test_r8_heartbeat_after_lapse_is_session_ended(tenant, device, cockpit):
         time_machine.travel(start + dt.timedelta(seconds=31), tick=False),
         pytest.raises(Gone) as exc,
     ):
-        control_heartbeat(tenant=tenant, session_id=session.pk)
+        control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
     assert exc.value.code == "SESSION_ENDED"
     session.refresh_from_db()
     assert session.ended_at == session.lease_expires_at
@@ -132,14 +134,14 @@ def test_r8_heartbeat_after_losing_the_last_license_ends_the_session(tenant, dev
     session, _ = control_acquire(tenant=tenant, device=device, cockpit_id=cockpit.pk)
     license_unbind(tenant=tenant, license=License.objects.get(device=device))
     with pytest.raises(Forbidden) as exc:
-        control_heartbeat(tenant=tenant, session_id=session.pk)
+        control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
     assert exc.value.code == "NO_VALID_LICENSE"
     session.refresh_from_db()
     assert session.ended_at is not None
     assert session.end_reason == ControlSession.EndReason.NO_VALID_LICENSE
     # Ended for good: the next heartbeat is SESSION_ENDED.
     with pytest.raises(Gone):
-        control_heartbeat(tenant=tenant, session_id=session.pk)
+        control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
 
 
 def test_r8_heartbeat_at_license_expiry_ends_the_session(tenant, cockpit):
@@ -154,18 +156,18 @@ def test_r8_heartbeat_at_license_expiry_ends_the_session(tenant, cockpit):
     with time_machine.travel(now, tick=False):
         session, _ = control_acquire(tenant=tenant, device=device, cockpit_id=cockpit.pk)
     with time_machine.travel(lic.expires_at, tick=False), pytest.raises(Forbidden):
-        control_heartbeat(tenant=tenant, session_id=session.pk)
+        control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
 
 
 def test_r8_release_frees_the_device(tenant, device, cockpit):
     session, _ = control_acquire(tenant=tenant, device=device, cockpit_id=cockpit.pk)
-    control_release(tenant=tenant, session_id=session.pk)
+    control_release(tenant=tenant, session_id=session.pk, token=session.token)
     session.refresh_from_db()
     assert session.end_reason == ControlSession.EndReason.RELEASED
     other = CockpitFactory(tenant=tenant)
     assert control_acquire(tenant=tenant, device=device, cockpit_id=other.pk)[1]
     with pytest.raises(Gone):
-        control_heartbeat(tenant=tenant, session_id=session.pk)
+        control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
 
 
 def test_r8_other_tenant_cannot_touch_sessions_or_use_its_cockpit(
@@ -178,9 +180,9 @@ def test_r8_other_tenant_cannot_touch_sessions_or_use_its_cockpit(
     with pytest.raises(NotFound):
         control_acquire(tenant=other_tenant, device=device, cockpit_id=theirs.pk)
     with pytest.raises(NotFound):
-        control_heartbeat(tenant=other_tenant, session_id=session.pk)
+        control_heartbeat(tenant=other_tenant, session_id=session.pk, token=session.token)
     with pytest.raises(NotFound):
-        control_release(tenant=other_tenant, session_id=session.pk)
+        control_release(tenant=other_tenant, session_id=session.pk, token=session.token)
     session.refresh_from_db()
     assert session.ended_at is None
 

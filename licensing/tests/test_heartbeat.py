@@ -52,8 +52,9 @@ def session(tenant, device, now):
     return session
 
 
-def beat(client, session_id):
-    return client.post(f"/api/v1/control-sessions/{session_id}/heartbeat")
+def beat(client, session_id, token=None):
+    headers = {"HTTP_X_CONTROL_TOKEN": token} if token else {}
+    return client.post(f"/api/v1/control-sessions/{session_id}/heartbeat", **headers)
 
 
 def test_a_heartbeat_is_the_key_and_one_statement(operator_api, session, now, time_machine):
@@ -61,10 +62,10 @@ def test_a_heartbeat_is_the_key_and_one_statement(operator_api, session, now, ti
     R10 write, whatever the number of licenses."""
     for _i in range(20):
         LicenseFactory(tenant=session.device.tenant, device=session.device)
-    beat(operator_api, session.pk)  # stamps the key's last_used_at this minute
+    beat(operator_api, session.pk, session.token)  # stamps the key's last_used_at
     time_machine.shift(dt.timedelta(seconds=5))
     with CaptureQueriesContext(connection) as ctx:
-        response = beat(operator_api, session.pk)
+        response = beat(operator_api, session.pk, session.token)
     assert response.status_code == 200, response.json()
     statements = [q["sql"] for q in ctx.captured_queries]
     assert len(statements) == 2, statements
@@ -109,11 +110,11 @@ def test_the_statement_agrees_with_the_validity_rule(tenant, device, now, time_m
     orm_says = License.objects.filter(device=device).valid_at(now).exists()
     assert orm_says is LICENSES[kind][1]
     if orm_says:
-        lease = control_heartbeat(tenant=tenant, session_id=session.pk)
+        lease = control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
         assert lease.lease_expires_at == now + dt.timedelta(seconds=30)
     else:
         with pytest.raises(Forbidden) as refused:
-            control_heartbeat(tenant=tenant, session_id=session.pk)
+            control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
         assert refused.value.code == "NO_VALID_LICENSE"
         session.refresh_from_db()
         assert session.ended_at == now
@@ -124,18 +125,18 @@ def test_the_statement_agrees_with_the_validity_rule(tenant, device, now, time_m
 def test_a_lapsed_or_ended_session_is_gone(tenant, session, now, time_machine):
     time_machine.shift(dt.timedelta(seconds=31))
     with pytest.raises(Gone):
-        control_heartbeat(tenant=tenant, session_id=session.pk)
+        control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
     session.refresh_from_db()
     # Ended at the lapse itself, so the record says when control really stopped.
     assert session.ended_at == now + dt.timedelta(seconds=30)
     assert session.end_reason == ControlSession.EndReason.LAPSED
     with pytest.raises(Gone):
-        control_heartbeat(tenant=tenant, session_id=session.pk)
+        control_heartbeat(tenant=tenant, session_id=session.pk, token=session.token)
 
 
 def test_another_tenants_session_is_not_found(session, other_tenant):
     with pytest.raises(NotFound):
-        control_heartbeat(tenant=other_tenant, session_id=session.pk)
+        control_heartbeat(tenant=other_tenant, session_id=session.pk, token=session.token)
     session.refresh_from_db()
     assert session.ended_at is None
 
