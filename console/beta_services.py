@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from console.beta_selectors import beta_reviewers
-from console.emails import send_templated_email
+from console.emails import recipients_for_users, send_templated_email
 from console.errors import Conflict, Forbidden, InvalidInput, invalid_from_django
 from console.models import BetaApplication, Tenant, User
 from console.services import Actor, audit_record, tenant_create
@@ -85,6 +85,9 @@ def _applicant_addresses(application: BetaApplication) -> list[str]:
 
 
 def _email_applicant(application: BetaApplication, *, reason: str = "") -> None:
+    # R13: in the language the applicant chose for this application's emails (the tenant's
+    # language once confirmed); one email per address. A state is entered once, so the
+    # state names the notice: a repeated call stores nothing more.
     send_templated_email(
         to=_applicant_addresses(application),
         template_prefix="emails/beta_status",
@@ -95,18 +98,18 @@ def _email_applicant(application: BetaApplication, *, reason: str = "") -> None:
             "tenant": application.tenant,
         },
         language=application.language,
+        dedup_key=f"beta-application:{application.pk}:{application.state}",
     )
 
 
 def _email_reviewers(application: BetaApplication) -> None:
-    # One message per reviewer, each in their own language.
-    for reviewer in beta_reviewers():
-        send_templated_email(
-            to=[reviewer.email],
-            template_prefix="emails/beta_new_application",
-            context={"application": application, "reviewer": reviewer},
-            language=reviewer.language,
-        )
+    # One email per reviewer, each in their own language.
+    send_templated_email(
+        recipients=recipients_for_users(beta_reviewers()),
+        template_prefix="emails/beta_new_application",
+        context={"application": application},
+        dedup_key=f"beta-application:{application.pk}:new",
+    )
 
 
 def beta_application_submit(

@@ -1,4 +1,5 @@
-"""Templated emails, rendered in the recipient's language and sent after commit.
+"""Templated emails (R13): rendered in each recipient's language, stored with the change,
+delivered after it commits.
 
 Any app may use this. A message is three templates under templates/ sharing a prefix:
 
@@ -11,39 +12,57 @@ Every template gets `site_url` (settings.SITE_URL, no trailing slash: write
 caller's context.
 
     send_templated_email(
-        to=[user.email], template_prefix="emails/beta_status",
-        context={"application": app}, language=app.language,
+        recipients=tenant_recipients(tenant),  # [(address, language), …]
+        template_prefix="emails/order_placed",
+        context={"order": order},
     )
+    send_templated_email(to=[app.email], template_prefix="emails/beta_status",
+                         context={"application": app}, language=app.language)
 
-Rendering happens at once (so a template error surfaces in the caller and in its tests);
-sending is queued with transaction.on_commit, so a rolled-back change sends nothing, and goes
-through the `console.tasks.email_send` Celery task, which retries a failed SMTP delivery. The
-task is queued by name (console.celery.enqueue): console.tasks imports this module, never
-the reverse.
-Callers that need exactly-once bookkeeping of their own (reminders) can use
-`render_templated_email` and send the message themselves.
+One email per recipient, in that recipient's language (R13: the user's saved language, else
+the tenant's: recipients_for_users). Rendering happens at once, once per language (so a
+template error surfaces in the caller and in its tests); each email is stored in the
+outbox (console.outbox) in the caller's transaction, so a rolled-back change sends nothing
+and a committed one is never lost, and the worker delivers it after the commit, retrying
+until the mail server takes it.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from console.celery import enqueue
+from console.models import Membership, OutboundEmail, Tenant, User
+from console.outbox import outbound_emails_store
 
 logger = logging.getLogger(__name__)
 
+# Kept registered (console.tasks) for messages queued before the outbox existed.
 EMAIL_SEND_TASK = "console.tasks.email_send"
+
+Recipient = tuple[str, str | None]  # (address, language; None: the site's default)
 
 
 def email_context(context: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"site_url": settings.SITE_URL, "product_name": _("Field Console"), **(context or {})}
+
+
+def render_templated_parts(
+    *, template_prefix: str, context: dict[str, Any] | None = None, language: str | None = None
+) -> tuple[str, str, str]:
+    """(subject, text, html) in `language` (default: the site's default language, not
+    whatever the current request uses)."""
+    with translation.override(language or settings.LANGUAGE_CODE):
+        ctx = email_context(context)
+        subject = " ".join(render_to_string(f"{template_prefix}_subject.txt", ctx).split())
+        text = render_to_string(f"{template_prefix}.txt", ctx)
+        html = render_to_string(f"{template_prefix}.html", ctx)
+    return subject, text, html
 
 
 def render_templated_email(
@@ -55,14 +74,11 @@ def render_templated_email(
     from_email: str | None = None,
     reply_to: Sequence[str] | None = None,
 ) -> EmailMultiAlternatives:
-    """Build the message (text with an HTML alternative) in `language` (default: the
-    site's default language, not whatever the current request uses)."""
-    with translation.override(language or settings.LANGUAGE_CODE):
-        ctx = email_context(context)
-        subject = render_to_string(f"{template_prefix}_subject.txt", ctx)
-        subject = " ".join(subject.split())
-        text = render_to_string(f"{template_prefix}.txt", ctx)
-        html = render_to_string(f"{template_prefix}.html", ctx)
+    """Build the message (text with an HTML alternative) in `language`, without storing or
+    sending it (previews, tests)."""
+    subject, text, html = render_templated_parts(
+        template_prefix=template_prefix, context=context, language=language
+    )
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,
@@ -74,20 +90,8 @@ def render_templated_email(
     return message
 
 
-def message_payload(message: EmailMultiAlternatives) -> dict[str, Any]:
-    """A JSON-serialisable form of a message, for the Celery task."""
-    html = next((c for c, mime in message.alternatives if mime == "text/html"), None)
-    return {
-        "subject": message.subject,
-        "body": message.body,
-        "html": html,
-        "from_email": message.from_email,
-        "to": list(message.to),
-        "reply_to": list(message.reply_to),
-    }
-
-
 def message_from_payload(payload: dict[str, Any]) -> EmailMultiAlternatives:
+    """A message queued by the task of earlier versions (console.tasks.email_send)."""
     message = EmailMultiAlternatives(
         subject=payload["subject"],
         body=payload["body"],
@@ -100,42 +104,96 @@ def message_from_payload(payload: dict[str, Any]) -> EmailMultiAlternatives:
     return message
 
 
-def _enqueue(payload: dict[str, Any]) -> None:
-    try:
-        enqueue(EMAIL_SEND_TASK, payload)
-    except Exception:  # the broker is down: better late in the request than never
-        logger.warning("email queue unavailable; sending %r inline", payload["subject"])
-        message_from_payload(payload).send()
+# --- recipients -------------------------------------------------------------------------------
+
+
+def user_email_language(user: User, tenant: Tenant | None = None) -> str:
+    """R13: the user's saved language, else the tenant's, else the site's default."""
+    return user.language or (tenant.language if tenant else "") or settings.LANGUAGE_CODE
+
+
+def recipients_for_users(users: Iterable[User], tenant: Tenant | None = None) -> list[Recipient]:
+    """(address, language) of each user, in R13's language (user_email_language)."""
+    return [(user.email, user_email_language(user, tenant)) for user in users]
+
+
+def tenant_recipients(
+    tenant: Tenant, *, roles: Sequence[str] = (Membership.Role.OWNER, Membership.Role.ADMIN)
+) -> list[Recipient]:
+    """The active members of `tenant` with one of `roles` (default: owners and admins, who
+    hear of everything a customer must act on), each in their language."""
+    users = (
+        User.objects.filter(
+            is_active=True, memberships__tenant=tenant, memberships__role__in=list(roles)
+        )
+        .order_by("email")
+        .distinct()
+        .only("email", "language")
+    )
+    return recipients_for_users(users, tenant)
+
+
+def _one_per_recipient(recipients: Iterable[Recipient]) -> list[tuple[str, str]]:
+    """Blank addresses dropped; an address given twice (in any case) kept once, as first
+    given."""
+    seen: set[str] = set()
+    unique = []
+    for address, language in recipients:
+        address = (address or "").strip()
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            unique.append((address, language or settings.LANGUAGE_CODE))
+    return unique
+
+
+# --- sending ----------------------------------------------------------------------------------
 
 
 def send_templated_email(
     *,
-    to: Sequence[str],
+    to: Sequence[str] = (),
     template_prefix: str,
     context: dict[str, Any] | None = None,
     language: str | None = None,
+    recipients: Sequence[Recipient] = (),
     from_email: str | None = None,
     reply_to: Sequence[str] | None = None,
+    dedup_key: str = "",
     on_commit: bool = True,
-) -> EmailMultiAlternatives | None:
-    """Render now, send after the current transaction commits (at once outside one).
+) -> list[OutboundEmail]:
+    """Render now and store one email per recipient, delivered after the current
+    transaction commits (at once outside one).
 
-    Returns the rendered message, or None when there is no recipient."""
-    recipients = [address for address in to if address]
-    if not recipients:
-        return None
-    message = render_templated_email(
-        to=recipients,
-        template_prefix=template_prefix,
-        context=context,
-        language=language,
-        from_email=from_email,
-        reply_to=reply_to,
-    )
-    payload = message_payload(message)
-    if on_commit:
-        # robust: a failing queue must not turn an already committed change into a 500.
-        transaction.on_commit(lambda: _enqueue(payload), robust=True)
-    else:
-        _enqueue(payload)
-    return message
+    `to` are addresses in `language`; `recipients` are (address, language) pairs, each in
+    its own language. `dedup_key` names the notice (e.g. "order-placed:42"): the same
+    notice to the same recipient is stored once, however often this is called.
+    `on_commit` is kept for older callers: delivery always waits for the commit (the worker
+    could not see an uncommitted row).
+
+    Returns the emails built (an email skipped by `dedup_key` is among them, unsaved)."""
+    del on_commit
+    wanted = _one_per_recipient([*((address, language) for address in to), *recipients])
+    if not wanted:
+        return []
+    rendered: dict[str, tuple[str, str, str]] = {}
+    emails = []
+    for address, lang in wanted:
+        if lang not in rendered:
+            rendered[lang] = render_templated_parts(
+                template_prefix=template_prefix, context=context, language=lang
+            )
+        subject, text, html = rendered[lang]
+        emails.append(
+            OutboundEmail(
+                to=address,
+                language=lang,
+                template=template_prefix[:100],
+                subject=subject[:998],
+                body_text=text,
+                body_html=html,
+                from_email=from_email or settings.DEFAULT_FROM_EMAIL,
+                reply_to=list(reply_to or []),
+                dedup_key=dedup_key,
+            )
+        )
+    return outbound_emails_store(emails=emails)

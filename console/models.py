@@ -1,12 +1,15 @@
 import hashlib
 import secrets
 from decimal import Decimal
+from email.utils import make_msgid
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -40,8 +43,15 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField(_("email address"), unique=True)
     full_name = models.CharField(_("full name"), max_length=150, blank=True)
+    # R13: the language of this person's emails. Blank means "not chosen": each email then
+    # takes the language of the tenant it is about (console.emails.recipients_for_users).
     language = models.CharField(
-        _("language"), max_length=10, choices=settings.LANGUAGES, default="zh-hans"
+        _("language"),
+        max_length=10,
+        choices=settings.LANGUAGES,
+        blank=True,
+        default="",
+        help_text=_("For emails. Empty: the language of the tenant each email is about."),
     )
     is_staff = models.BooleanField(_("staff status"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
@@ -427,3 +437,94 @@ class BetaApplication(models.Model):
     @property
     def can_withdraw(self) -> bool:
         return self.state in self.WITHDRAWABLE_STATES
+
+
+# --- Transactional email outbox (R13) --------------------------------------------------------
+
+
+def outbound_message_id() -> str:
+    """A new Message-ID on the console's own domain (SITE_URL's host), set when the email is
+    stored: every retry and every resend after a crash carries the same one."""
+    host = urlsplit(settings.SITE_URL).hostname or "localhost"
+    return make_msgid(domain=host)
+
+
+class OutboundEmail(models.Model):
+    """One rendered email to one recipient, stored in the transaction of the change it tells
+    of and delivered by the worker, the periodic sweep or `sendpendingemails`
+    (console.outbox).
+
+    A sender claims a row with a compare-and-set on `lease_until` and `claim_token` (as
+    healthchecks' sendalerts), so the sweep, a worker and the command never send one row at
+    the same time. Delivery is at least once: a process that dies after the mail server
+    accepted the email but before the row says so sends it again after the lease, with the
+    same `message_id`, so mail clients that thread by it show one email.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    to = models.EmailField(_("recipient"), max_length=254)
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    # Which notice this is (the template prefix, e.g. "emails/beta_status"), for staff.
+    template = models.CharField(_("template"), max_length=100, blank=True)
+    subject = models.CharField(_("subject"), max_length=998)
+    body_text = models.TextField(_("text body"))
+    body_html = models.TextField(_("HTML body"), blank=True)
+    from_email = models.CharField(_("from"), max_length=254)
+    reply_to = models.JSONField(_("reply to"), default=list, blank=True)
+    message_id = models.CharField(
+        _("Message-ID"),
+        max_length=255,
+        unique=True,
+        editable=False,
+        default=outbound_message_id,
+    )
+    # The same notice to the same recipient is stored once: a caller that may repeat itself
+    # (a re-run, a double click that got through) names the notice here.
+    dedup_key = models.CharField(_("de-duplication key"), max_length=200, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    lease_until = models.DateTimeField(_("sender lease until"), null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, editable=False)
+    last_error = models.CharField(_("last error"), max_length=1000, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbound email")
+        verbose_name_plural = _("outbound emails")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("to"),
+                "dedup_key",
+                condition=~Q(dedup_key=""),
+                name="outbound_email_unique_recipient_dedup",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "sent", "failed"]),
+                name="outbound_email_status_valid",
+            ),
+        ]
+        indexes = [
+            # The sender's claim (console.outbox): pending rows whose attempt is due, oldest
+            # first. Partial: sent and failed rows, nearly all of the table, are not in it.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="outbound_email_due_idx",
+            ),
+            # The staff admin's list, newest first, and its status filter.
+            models.Index(fields=["status", "-created_at"], name="outbound_email_status_idx"),
+            # The admin's search by recipient (an exact, case-insensitive address).
+            models.Index(Lower("to"), name="outbound_email_to_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.to}: {self.subject}"

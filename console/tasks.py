@@ -4,7 +4,26 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
+from console import outbox
 from console.emails import EMAIL_SEND_TASK, message_from_payload
+
+# A sweep stops claiming new batches after SWEEP_BUDGET seconds (the next minute's sweep
+# goes on), well inside the hard time limit; outbox.LEASE outlives the hard limit, so no
+# email is leased out while a killed task might still be sending it.
+SWEEP_BUDGET = 120
+SEND_SOFT_TIME_LIMIT = 240
+SEND_TIME_LIMIT = 300
+
+
+@shared_task(
+    name=outbox.SEND_TASK, soft_time_limit=SEND_SOFT_TIME_LIMIT, time_limit=SEND_TIME_LIMIT
+)
+def send_outbound_emails(message_ids: list[str] | None = None) -> dict:
+    """R13: deliver stored emails: those of `message_ids` (queued when their change
+    committed), or every due one (the periodic sweep, beat every minute)."""
+    return outbox.outbound_emails_deliver(
+        message_ids=message_ids, time_budget=SWEEP_BUDGET
+    ).as_dict()
 
 
 @shared_task(
@@ -15,5 +34,6 @@ from console.emails import EMAIL_SEND_TASK, message_from_payload
     max_retries=8,
 )
 def email_send(payload: dict) -> int:
-    """Send one message built by console.emails (retried when the mail server fails)."""
+    """Messages queued by earlier versions, before the outbox: still delivered after an
+    upgrade. Nothing queues this task any more."""
     return message_from_payload(payload).send()

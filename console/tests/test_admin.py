@@ -52,6 +52,8 @@ def test_admin_index_and_app_pages(staff_client):
 
 
 def test_user_admin_pages_and_filters(staff_client, alice, tenant):
+    alice.language = "zh-hans"  # chosen (blank: the tenant's language, R13)
+    alice.save(update_fields=["language"])
     cl = staff_client.get(
         url(User, "changelist"), {"q": "alice", "is_staff__exact": "0", "language": "zh-hans"}
     )

@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from console import beta_services
 from console.errors import Conflict
-from console.models import BetaApplication
+from console.models import BetaApplication, OutboundEmail
 from console.tests.factories import BetaApplicationFactory, TenantFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
@@ -83,7 +83,8 @@ def test_r9_contact_email_also_hears_when_it_differs(
     applicant = UserFactory(email="ann@example.com")
     with django_capture_on_commit_callbacks(execute=True):
         submit(applicant, email="OPS@openpit.example")
-    assert [m.to for m in mailoutbox] == [["ann@example.com", "OPS@openpit.example"]]
+    # R13: one email per recipient.
+    assert sorted(m.to for m in mailoutbox) == [["OPS@openpit.example"], ["ann@example.com"]]
     mailoutbox.clear()
     applicant2 = UserFactory(email="bo@example.com")
     with django_capture_on_commit_callbacks(execute=True):
@@ -97,7 +98,9 @@ def test_r9_nothing_is_sent_before_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         submit(UserFactory())
     assert mailoutbox == []
-    assert len(callbacks) == 1 + len(reviewers)
+    # R13: stored with the change, one per recipient; their delivery queued on commit.
+    assert OutboundEmail.objects.filter(status="pending").count() == 1 + len(reviewers)
+    assert len(callbacks) == 2  # the applicant's email, the reviewers' emails
 
 
 def test_r9_every_transition_emails_the_applicant_once(
