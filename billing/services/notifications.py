@@ -15,28 +15,13 @@ from django.db.models import Count, Min
 from django.urls import reverse
 
 from billing.models import Order, OrderLicense, Payment, RefundRequest
-from console.emails import send_templated_email
-from console.models import Membership, Tenant, User
+from console.emails import send_templated_email, tenant_recipients
+from console.models import Tenant
 from licensing.models import License
 from licensing.rules import last_service_date
 
 # A grant may issue 100,000 licenses: an email names the first ones of each expiry.
 LICENSE_IDS_SHOWN = 20
-
-
-def order_recipients(tenant: Tenant) -> list[tuple[str, str]]:
-    """(email, language) of every active owner and admin of the tenant, one per address."""
-    users = (
-        User.objects.filter(
-            is_active=True,
-            memberships__tenant=tenant,
-            memberships__role__in=[Membership.Role.OWNER, Membership.Role.ADMIN],
-        )
-        .order_by("email")
-        .distinct()
-        .only("email", "language")
-    )
-    return [(user.email, user.language or tenant.language) for user in users]
 
 
 def payee() -> dict[str, str]:
@@ -106,16 +91,16 @@ def _absolute(url_name: str, *args: Any) -> str:
     return settings.SITE_URL + reverse(url_name, args=args)
 
 
-def _send(tenant: Tenant, template_prefix: str, context: dict[str, Any]) -> int:
-    """One email per owner and admin, each in their language. Returns how many."""
-    recipients = order_recipients(tenant)
-    for email, language in recipients:
-        send_templated_email(
-            to=[email],
-            template_prefix=template_prefix,
-            context={"tenant": tenant, **context},
-            language=language,
-        )
+def _send(tenant: Tenant, template_prefix: str, context: dict[str, Any], dedup_key: str) -> int:
+    """One email per active owner and admin, each in their language (R13). `dedup_key` names
+    the notice, so one that a retried caller repeats is stored once per recipient."""
+    recipients = tenant_recipients(tenant)
+    send_templated_email(
+        recipients=recipients,
+        template_prefix=template_prefix,
+        context={"tenant": tenant, **context},
+        dedup_key=dedup_key,
+    )
     return len(recipients)
 
 
@@ -139,6 +124,7 @@ def order_placed_notify(order: Order) -> int:
             ),
             "order_url": _absolute("order-detail", order.pk),
         },
+        dedup_key=f"order-placed:{order.pk}",
     )
 
 
@@ -155,6 +141,7 @@ def payment_confirmed_notify(order: Order, payment: Payment) -> int:
             "receipt_url": _absolute("billing:order-receipt", order.pk),
             "licenses_url": _absolute("licenses"),
         },
+        dedup_key=f"order-paid:{order.pk}",
     )
 
 
@@ -172,4 +159,5 @@ def refund_decided_notify(refund_request: RefundRequest, order: Order) -> int:
             "order_url": _absolute("order-detail", order.pk),
             "receipt_url": _absolute("billing:order-receipt", order.pk),
         },
+        dedup_key=f"refund-decided:{refund_request.pk}",
     )
