@@ -82,12 +82,13 @@ def outbound_emails_store(*, emails: Sequence[OutboundEmail]) -> list[OutboundEm
     """Store `emails` (unsaved) in the current transaction and queue their delivery once it
     commits. An email whose (recipient, dedup_key) is stored already is not stored again.
 
-    One INSERT for all of them. Inside a savepoint: if the caller's transaction rolls back,
-    nothing is stored and nothing is queued."""
+    One INSERT for all of them, part of the caller's transaction (its own one outside a
+    transaction): if that rolls back, nothing is stored and nothing is queued. No savepoint
+    of its own: a failure here fails the caller's change, which is the point."""
     emails = list(emails)
     if not emails:
         return []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         # ignore_conflicts: a duplicate (dedup key) is skipped by the database itself,
         # without an IntegrityError that would break the caller's transaction.
         OutboundEmail.objects.bulk_create(emails, ignore_conflicts=True)

@@ -1,9 +1,10 @@
 """What a renewal reminder or an expiry-date notice says (R11, R13): the licenses of one
 tenant expiring on one date and, per device they are bound to, its service before and after
-that expiry instant (R6), rendered in the tenant's language.
+that expiry instant (R6), rendered in each recipient's language.
 
-Reads only: which reminders are due, who owns each and when it is sent is
-licensing.reminders' work. The rules come from licensing.rules (R5 validity, R6 service).
+Reads only, but for reminder_emails_store, which hands the emails to the outbox (R13):
+which reminders are due, who owns each and when it is sent is licensing.reminders' work.
+The rules come from licensing.rules (R5 validity, R6 service).
 """
 
 import datetime as dt
@@ -15,8 +16,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.db.models import Count, Prefetch
 from django.utils.translation import gettext_lazy as _
 
-from console.emails import render_templated_email
-from console.models import Tenant
+from console.emails import render_templated_email, send_templated_email
+from console.models import OutboundEmail, Tenant
 from console.timeutils import start_of_business_day
 from devices.models import Camera, FieldDevice
 from licensing import rules
@@ -165,34 +166,63 @@ def reminder_content(
     )
 
 
-def reminder_message(
-    *,
-    reminder: SentReminder,
-    content: ReminderContent,
-    recipients: list[str],
-    days_left: int,
-) -> EmailMultiAlternatives:
-    """The email, in the tenant's language: the renewal reminder (30, 7, 1 days before) or
-    the expiry-date notice (which devices lost or reduced service). `days_left` is the real
-    number of days to the expiry date on the day it is sent, which differs from the
-    milestone when the reminder goes out late (R11)."""
+def reminder_email(
+    *, reminder: SentReminder, content: ReminderContent, days_left: int
+) -> tuple[str, dict]:
+    """The template prefix and context of a reminder's email: the renewal reminder (30, 7,
+    1 days before) or the expiry-date notice (which devices lost or reduced service).
+    `days_left` is the real number of days to the expiry date on the day it is sent, which
+    differs from the milestone when the reminder goes out late (R11)."""
     expiry_date = reminder.expiry_date
     prefix = (
         "emails/expiry_notice"
         if reminder.milestone == SentReminder.Milestone.EXPIRY_DATE
         else "emails/renewal_reminder"
     )
+    return prefix, {
+        "tenant": reminder.tenant,
+        "milestone": reminder.milestone,
+        "days_left": days_left,
+        "expiry_date": expiry_date,
+        "last_service_date": rules.last_service_date(start_of_business_day(expiry_date)),
+        "content": content,
+        "licenses_url": f"{settings.SITE_URL}/licenses/",
+    }
+
+
+def reminder_emails_store(
+    *,
+    reminder: SentReminder,
+    content: ReminderContent,
+    recipients: list[tuple[str, str]],
+    days_left: int,
+) -> list[OutboundEmail]:
+    """R11, R13: one email per (address, language), each rendered in its recipient's
+    language (once per language), stored in the outbox in the current transaction. The
+    reminder names the notice, so it is stored once per recipient."""
+    prefix, context = reminder_email(reminder=reminder, content=content, days_left=days_left)
+    return send_templated_email(
+        recipients=recipients,
+        template_prefix=prefix,
+        context=context,
+        dedup_key=f"sent-reminder:{reminder.pk}",
+    )
+
+
+def reminder_message(
+    *,
+    reminder: SentReminder,
+    content: ReminderContent,
+    recipients: list[str],
+    days_left: int,
+    language: str | None = None,
+) -> EmailMultiAlternatives:
+    """The email as a message, neither stored nor sent (previews, tests), in `language`
+    (default: the tenant's)."""
+    prefix, context = reminder_email(reminder=reminder, content=content, days_left=days_left)
     return render_templated_email(
         to=recipients,
         template_prefix=prefix,
-        language=reminder.tenant.language,
-        context={
-            "tenant": reminder.tenant,
-            "milestone": reminder.milestone,
-            "days_left": days_left,
-            "expiry_date": expiry_date,
-            "last_service_date": rules.last_service_date(start_of_business_day(expiry_date)),
-            "content": content,
-            "licenses_url": f"{settings.SITE_URL}/licenses/",
-        },
+        language=language or reminder.tenant.language,
+        context=context,
     )

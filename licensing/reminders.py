@@ -1,10 +1,15 @@
 """Renewal reminders (R11, R12): which reminder each tenant is owed, who owns each email and
 its sending, at most once.
 
-Every email has a SentReminder row, unique per (tenant, milestone, expiry date): the run
-that inserts it owns the email (the reminder job at 09:00, or the expiry job handing over
-its expiry-date notice), and a sender leases the row before sending, so one email goes out
-per row however many runs, workers and retries overlap.
+Every reminder has a SentReminder row, unique per (tenant, milestone, expiry date): the run
+that inserts it owns the reminder (the reminder job at 09:00, or the expiry job handing over
+its expiry-date notice), and a sender leases the row before building its emails, so one
+reminder is built per row however many runs, workers and retries overlap.
+
+Building a reminder stores one email per owner and admin, each in their language, in the
+email outbox (console.emails, R13) in the same transaction that marks the row sent: the
+row is "sent" exactly when its emails are stored, and the outbox delivers them (retrying
+while the mail server is down). The reminder job never talks to the mail server itself.
 
 What an email says is licensing.reminder_content. Sends are queued by task name
 (console.celery.enqueue): licensing.tasks imports this module, never the reverse.
@@ -22,11 +27,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from console.celery import enqueue
-from console.models import Membership, Tenant, User
+from console.emails import tenant_recipients
+from console.models import Membership, Tenant
+from console.outbox import outbound_emails_deliver
 from console.timeutils import business_date, start_of_business_day
 from licensing import rules
 from licensing.models import License, SentReminder
-from licensing.reminder_content import reminder_content, reminder_message
+from licensing.reminder_content import reminder_content, reminder_emails_store
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +43,14 @@ MILESTONES = (30, 7, 1, 0)
 # An expiry-date notice the jobs missed (they were down) is still sent this many days late;
 # older expiries are history, not news, and are not announced.
 LATE_NOTICE_DAYS = 30
-# A sender holds a reminder this long. Longer than the hard time limit of any task that
-# sends (licensing.tasks), so a hung send is killed before anyone else may try.
+# A sender holds a reminder this long while it builds and stores its emails. Longer than
+# the hard time limit of any task that does it (licensing.tasks), so a hung task is killed
+# before anyone else may try.
 SEND_LEASE = dt.timedelta(minutes=15)
 # Reminders per send task: publishing is per message, so the job queues chunks.
 SEND_CHUNK = 100
-# The first retry of a failed send waits this long (then Celery's exponential backoff).
+# The first retry of a reminder that could not be stored (a database error) waits this long
+# (then Celery's exponential backoff). Mail server failures are the outbox's to retry.
 RETRY_FIRST_DELAY = 30
 # A pending reminder queued longer ago than this, with no live lease, is queued again by
 # the next run: its message was lost (broker flushed, worker died before acking).
@@ -173,7 +182,8 @@ def reminders_dispatch(*, reminder_ids: list[int], inline: bool = False) -> None
     """Queue the sends once the claims are committed: one task per SEND_CHUNK reminders, so
     ten thousand notices cost a hundred messages, not ten thousand, on the job's clock. Each
     reminder in a chunk is still claimed, sent and retried on its own (reminders_send_many).
-    Inline (the commands' --send-now, for a machine without a worker) sends them here."""
+    Inline (the commands' --send-now, for a machine without a worker) stores them here and
+    delivers the outbox's due emails in this process too."""
     if not reminder_ids:
         return
     ids = list(reminder_ids)
@@ -194,6 +204,8 @@ def reminders_dispatch(*, reminder_ids: list[int], inline: bool = False) -> None
             except Exception:
                 # Left pending: the next run queues it again.
                 logger.exception("reminder %s: send failed", reminder_id)
+        # No worker to deliver what was stored: the outbox's sweep, here (R13).
+        outbound_emails_deliver()
 
     transaction.on_commit(send_now if inline else queue)
 
@@ -290,18 +302,10 @@ def reminders_send_due(*, at: dt.datetime | None = None, send_inline: bool = Fal
 # --- one email ---------------------------------------------------------------------------------
 
 
-def reminder_recipients(*, tenant: Tenant) -> list[str]:
-    """R11: every active owner and admin of the tenant."""
-    return list(
-        User.objects.filter(
-            is_active=True,
-            memberships__tenant=tenant,
-            memberships__role__in=[Membership.Role.OWNER, Membership.Role.ADMIN],
-        )
-        .order_by("email")
-        .values_list("email", flat=True)
-        .distinct()
-    )
+def reminder_recipients(*, tenant: Tenant) -> list[tuple[str, str]]:
+    """R11, R13: every active owner and admin of the tenant, each with their email language
+    (their own, else the tenant's)."""
+    return tenant_recipients(tenant, roles=[Membership.Role.OWNER, Membership.Role.ADMIN])
 
 
 def _reminder_finish(reminder: SentReminder, *, status: str, at: dt.datetime, **fields) -> bool:
@@ -313,11 +317,16 @@ def _reminder_finish(reminder: SentReminder, *, status: str, at: dt.datetime, **
     )
 
 
+class _FinishedElsewhere(Exception):
+    """Another sender finished the reminder after this one's lease lapsed: store nothing."""
+
+
 def reminder_send(*, reminder_id: int, at: dt.datetime | None = None) -> str:
-    """Send one reminder, at most once. Returns what happened: "sent", "skipped" (nothing to
-    say any more, or no one to tell) or "not_claimed" (finished already, or another sender
-    holds it). A failed send raises after releasing the lease, so the Celery task retries
-    it and, failing that, the next run queues it again."""
+    """Build one reminder's emails and store them in the outbox, at most once. Returns what
+    happened: "sent" (stored; the outbox delivers them), "skipped" (nothing to say any
+    more, or no one to tell) or "not_claimed" (finished already, or another sender holds
+    it). A failure raises after releasing the lease, so the Celery task retries it and,
+    failing that, the next run queues it again."""
     now = at or timezone.now()
     # Compare-and-set claim (as healthchecks' sendalerts): only one sender gets 1 here.
     claimed = (
@@ -332,8 +341,8 @@ def reminder_send(*, reminder_id: int, at: dt.datetime | None = None) -> str:
     days_left = (reminder.expiry_date - business_date(now)).days
     due = milestone_due(days_left)
     if due is not None and due < reminder.milestone:
-        # Its time passed unsent (the job or the mail server was down) and a later
-        # milestone has come: that one is sent instead (R11).
+        # Its time passed unsent (the job was down) and a later milestone has come: that
+        # one is sent instead (R11).
         _reminder_finish(
             reminder,
             status=SentReminder.Status.SKIPPED,
@@ -360,25 +369,27 @@ def reminder_send(*, reminder_id: int, at: dt.datetime | None = None) -> str:
             note="no active owner or admin to write to",
         )
         return "skipped"
-    message = reminder_message(
-        reminder=reminder, content=content, recipients=recipients, days_left=days_left
-    )
     try:
-        message.send()
+        # The emails and the "sent" mark commit together: a reminder is sent exactly when
+        # its emails are in the outbox, which delivers them after this commit.
+        with transaction.atomic():
+            reminder_emails_store(
+                reminder=reminder, content=content, recipients=recipients, days_left=days_left
+            )
+            if not _reminder_finish(
+                reminder,
+                status=SentReminder.Status.SENT,
+                at=now,
+                recipients=[address for address, _language in recipients],
+                license_count=content.license_count,
+                note="",
+            ):
+                raise _FinishedElsewhere
+    except _FinishedElsewhere:
+        return "not_claimed"
     except Exception as exc:
         SentReminder.objects.filter(pk=reminder.pk, status=SentReminder.Status.PENDING).update(
             lease_until=None, note=f"{type(exc).__name__}: {exc}"[:500]
         )
         raise
-    # The mail server has it. Were the process to die right here, the row would stay
-    # pending and be sent again after its lease: at-least-once is the most any mail
-    # protocol allows; the lease keeps it to that one case.
-    _reminder_finish(
-        reminder,
-        status=SentReminder.Status.SENT,
-        at=now,
-        recipients=recipients,
-        license_count=content.license_count,
-        note="",
-    )
     return "sent"

@@ -6,14 +6,14 @@ Scheduled by django-celery-beat (rows created by migration licensing 0003_beat_s
 expire_licenses at 00:05 and send_renewal_reminders at 09:00, Asia/Shanghai.
 """
 
-from smtplib import SMTPException
-
 from celery import shared_task
+from django.db import DatabaseError
 
 from licensing import expiry, reminders
 
-# Sends fail fast instead of holding a worker for the global 30-minute limit: one email
-# is one SMTP conversation, a chunk at most reminders.SEND_CHUNK of them.
+# Sends fail fast instead of holding a worker for the global 30-minute limit: one reminder
+# is a few statements that store its emails in the outbox, a chunk at most
+# reminders.SEND_CHUNK of them.
 # reminders.SEND_LEASE must stay longer than both hard limits, so no reminder is leased out
 # while still being sent.
 SEND_SOFT_TIME_LIMIT = 240
@@ -44,10 +44,11 @@ def send_reminder_emails(reminder_ids: list[int]) -> dict:
 
 @shared_task(
     name=reminders.SEND_ONE_TASK,
-    # Mail-server and network failures are retried with exponential backoff (30 s, 1 min,
-    # 2 min … capped at 1 h, jittered); once retries run out the reminder stays pending and
-    # the next job run queues it again (R11: a failed send is retried, not lost).
-    autoretry_for=(SMTPException, OSError),
+    # Storing a reminder's emails is database work (the outbox, R13, talks to the mail
+    # server and retries its failures): a database error is retried with exponential backoff
+    # (30 s, 1 min, 2 min … capped at 1 h, jittered); once retries run out the reminder stays
+    # pending and the next job run queues it again (R11: a failed send is retried, not lost).
+    autoretry_for=(DatabaseError,),
     retry_backoff=30,
     retry_backoff_max=3600,
     retry_jitter=True,
