@@ -22,6 +22,11 @@ urlpatterns = [
         name="api-device-entitlement",
     ),
     path(
+        "devices/<int:id>/entitlement-token",
+        licensing_api.EntitlementTokenApi.as_view(),
+        name="api-device-entitlement-token",
+    ),
+    path(
         "devices/<int:id>/control-session",
         licensing_api.ControlSessionAcquireApi.as_view(),
         name="api-device-control-session",

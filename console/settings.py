@@ -196,8 +196,26 @@ PAYEE_ACCOUNT = env.str("PAYEE_ACCOUNT", default="0000 0000 0000 0000")
 SELLER_NAME = env.str("SELLER_NAME", default="Field Console Demo Co., Ltd.")
 SELLER_ADDRESS = env.str("SELLER_ADDRESS", default="1 Demo Road, Pudong, Shanghai, China")
 SELLER_TAX_ID = env.str("SELLER_TAX_ID", default="91310000DEMO00000X")
+# R13: who gets staff notices (a new application, a refund request, the morning digest).
+# Empty: the active staff users of the group that acts on each (console.staff).
+STAFF_NOTIFY_EMAILS = env.list("STAFF_NOTIFY_EMAILS", default=[])
+for _address in STAFF_NOTIFY_EMAILS:
+    if "@" not in _address.strip() or " " in _address.strip():
+        raise ImproperlyConfigured(f"STAFF_NOTIFY_EMAILS: {_address!r} is not an email address.")
 # R8: a control lease lasts this long unless a heartbeat extends it.
 CONTROL_LEASE_SECONDS = env.int("CONTROL_LEASE_SECONDS", default=30)
+# R14: how long a signed entitlement token lets a gateway stream without the console (its
+# `exp` is also never past the earliest expiry of the licenses that grant it), and how long
+# gateways may cache the published keys (/.well-known/jwks.json). A new signing key starts
+# signing only after that cache lifetime, so it must stay shorter than the TTL.
+ENTITLEMENT_TOKEN_TTL = env.int("ENTITLEMENT_TOKEN_TTL", default=900)
+ENTITLEMENT_JWKS_MAX_AGE = env.int("ENTITLEMENT_JWKS_MAX_AGE", default=300)
+if not 60 <= ENTITLEMENT_TOKEN_TTL <= 86_400:
+    raise ImproperlyConfigured("ENTITLEMENT_TOKEN_TTL must be 60 to 86400 seconds.")
+if not 0 <= ENTITLEMENT_JWKS_MAX_AGE < ENTITLEMENT_TOKEN_TTL:
+    raise ImproperlyConfigured(
+        "ENTITLEMENT_JWKS_MAX_AGE must be at least 0 and shorter than ENTITLEMENT_TOKEN_TTL."
+    )
 if CONTROL_LEASE_SECONDS < 1:
     raise ImproperlyConfigured("CONTROL_LEASE_SECONDS must be at least 1.")
 # An API key's last_used_at is written at most this often (keeps the hot path read-only).

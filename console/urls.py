@@ -4,9 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing.urls import order_page_patterns
 from console import views
+from licensing import api as licensing_api
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path(".well-known/jwks.json", licensing_api.jwks, name="jwks"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("console.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -5,7 +5,9 @@ streaming. With a key, in steady state, it is one SQL statement (the key, its te
 device, its cameras and license counts), the R1/R6 decision, and nothing else.
 """
 
+from django.http import JsonResponse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -41,7 +43,7 @@ from console.api_auth import (
 from console.api_errors import LengthRequired
 from devices.models import FieldDevice
 from devices.services import lease_seconds
-from licensing import rules, selectors, services
+from licensing import rules, selectors, services, tokens
 from licensing.models import License
 
 # --- licenses --------------------------------------------------------------------------------
@@ -259,6 +261,33 @@ class JsonOnly(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+def _requested_cameras(request, device_id: int) -> list[int] | None:
+    """The entitlement body's camera ids (None: what the device pushes), judged in the
+    order every entitlement call answers: a chunked body, an impossible id, a bad body."""
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # Without a Content-Length the WSGI request reads nothing, and an empty body
+        # would be taken for "no cameras named".
+        raise LengthRequired()
+    if not 1 <= device_id <= MAX_ID:
+        raise exceptions.NotFound()
+    return validated(EntitlementInput, request.data).get("cameras")  # 400 before a 404
+
+
+def _entitlement_answer(result: services.Entitlement) -> dict:
+    """EntitlementOutput's fields, written out: a serializer pass cost an eighth of the
+    call. JSONRenderer writes the local time as DateTimeField would (R12 display)."""
+    until = result.valid_until
+    return {
+        "code": result.code,
+        "licenses_valid": result.licenses_valid,
+        "licenses_required": result.licenses_required,
+        "granted_cameras": result.granted_cameras,
+        "denied_cameras": result.denied_cameras,
+        "denied_reasons": {str(k): v for k, v in result.denied_reasons.items()},
+        "valid_until": timezone.localtime(until) if until else None,
+    }
+
+
 class EntitlementApi(APIView):
     required_roles = {"POST": ENTITLEMENT}
     # Gateways speak JSON only: no browsable renderer for them.
@@ -323,30 +352,82 @@ class EntitlementApi(APIView):
         ],
     )
     def post(self, request, id: int):
-        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            # Without a Content-Length the WSGI request reads nothing, and an empty body
-            # would be taken for "no cameras named".
-            raise LengthRequired()
-        if not 1 <= id <= MAX_ID:
-            raise exceptions.NotFound()
-        data = validated(EntitlementInput, request.data)  # a bad body is a 400 before a 404
         result = services.entitlement_decide(
-            tenant=request.tenant, device_id=id, camera_ids=data.get("cameras")
+            tenant=request.tenant, device_id=id, camera_ids=_requested_cameras(request, id)
         )
-        # EntitlementOutput's fields, written out: a serializer pass cost an eighth of the
-        # call. JSONRenderer writes the local time as DateTimeField would (R12 display).
-        until = result.valid_until
+        return Response(_entitlement_answer(result))
+
+
+# --- offline entitlement tokens (R14) ----------------------------------------------------------
+
+
+class EntitlementTokenOutput(serializers.Serializer):
+    token = serializers.CharField(
+        help_text=gettext_lazy(
+            "A compact JWS (JWT) signed with EdDSA (Ed25519), header `kid`; claims iss, sub "
+            "(device id), tenant (slug), serial, code, granted_cameras, licenses_valid, iat, "
+            "exp, jti. Verify it with the keys at /.well-known/jwks.json."
+        )
+    )
+    expires_at = serializers.DateTimeField(help_text=gettext_lazy("The token's `exp`."))
+    entitlement = EntitlementOutput()
+
+
+class EntitlementTokenApi(APIView):
+    required_roles = {"POST": ENTITLEMENT}
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonOnly
+
+    @extend_schema(
+        operation_id="devices_entitlement_token",
+        summary=gettext_lazy("A signed entitlement a gateway can keep using offline."),
+        description=gettext_lazy(
+            "R14: the entitlement call's decision (same body, same answer, same R10 mark), "
+            "signed. A gateway may stream `granted_cameras` until `exp` without reaching the "
+            "console: `exp` is the earlier of now + ENTITLEMENT_TOKEN_TTL (900 s by default) "
+            "and the earliest expiry of the licenses that grant it. Suspension, unbinding and "
+            "refunds take effect for a token at its `exp`. 403 NO_VALID_LICENSE, and no "
+            "token, when the device has no valid license. Renew at half the remaining time."
+        ),
+        request=EntitlementInput,
+        responses={
+            200: EntitlementTokenOutput,
+            **error_responses(
+                400,
+                403,
+                404,
+                411,
+                413,
+                e403=OpenApiResponse(
+                    ErrorOutput,
+                    gettext_lazy("NO_VALID_LICENSE (no token), FORBIDDEN or TENANT_SUSPENDED."),
+                ),
+            ),
+        },
+    )
+    def post(self, request, id: int):
+        issued = tokens.entitlement_token_issue(
+            tenant=request.tenant, device_id=id, camera_ids=_requested_cameras(request, id)
+        )
         return Response(
             {
-                "code": result.code,
-                "licenses_valid": result.licenses_valid,
-                "licenses_required": result.licenses_required,
-                "granted_cameras": result.granted_cameras,
-                "denied_cameras": result.denied_cameras,
-                "denied_reasons": {str(k): v for k, v in result.denied_reasons.items()},
-                "valid_until": timezone.localtime(until) if until else None,
+                "token": issued.token,
+                "expires_at": timezone.localtime(issued.expires_at),
+                "entitlement": _entitlement_answer(issued.entitlement),
             }
         )
+
+
+def jwks(request):
+    """GET /.well-known/jwks.json: every key whose tokens may still be valid (R14), no
+    authentication, cacheable for ENTITLEMENT_JWKS_MAX_AGE seconds."""
+    if request.method not in ("GET", "HEAD"):
+        return JsonResponse(
+            {"code": "METHOD_NOT_ALLOWED", "detail": _("Use GET."), "errors": {}}, status=405
+        )
+    response = JsonResponse({"keys": [tokens.jwk(key) for key in tokens.published_keys()]})
+    patch_cache_control(response, public=True, max_age=tokens.jwks_max_age())
+    return response
 
 
 # --- control sessions (R8) -----------------------------------------------------------------

@@ -177,3 +177,50 @@ class SentReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.expiry_date} −{self.milestone}d"
+
+
+class SigningKey(models.Model):
+    """R14: an Ed25519 key that signs entitlement tokens. Keys live in the database so that
+    every web process signs with the same one; the private half is encrypted at rest with a
+    key derived from SECRET_KEY (licensing.tokens). `generation` orders the keys and makes
+    creating the first one (on first use) and a rotation race-free: two processes that try
+    the same generation meet the unique constraint, and one of them reads the other's key."""
+
+    generation = models.PositiveIntegerField(_("generation"), unique=True)
+    kid = models.CharField(_("key id"), max_length=32, unique=True)
+    public_key = models.CharField(_("public key (base64url)"), max_length=64)
+    private_key_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # Published at once; signs only from this instant (after the JWKS's cache lifetime, so
+    # gateways holding a cached JWKS know the key before they meet a token it signed).
+    signs_from = models.DateTimeField(_("signs from"))
+    # Unpublished (a compromised key): its tokens no longer verify anywhere that refetches.
+    retired_at = models.DateTimeField(_("retired"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("entitlement signing key")
+        verbose_name_plural = _("entitlement signing keys")
+        ordering = ["-generation"]
+
+    def __str__(self) -> str:
+        return self.kid
+
+
+class EntitlementTokenRecord(models.Model):
+    """R14: the last entitlement token issued for a device (the device page shows it)."""
+
+    device = models.OneToOneField(
+        FieldDevice, on_delete=models.CASCADE, related_name="entitlement_token"
+    )
+    jti = models.CharField(_("token id"), max_length=32)
+    kid = models.CharField(_("key id"), max_length=32)
+    code = models.CharField(_("decision"), max_length=20)
+    issued_at = models.DateTimeField(_("issued"))
+    expires_at = models.DateTimeField(_("expires"))
+
+    class Meta:
+        verbose_name = _("entitlement token")
+        verbose_name_plural = _("entitlement tokens")
+
+    def __str__(self) -> str:
+        return self.jti

@@ -118,6 +118,7 @@ class EntitlementInputs:
     lic_valid: int
     lic_until: dt.datetime | None
     lic_unserved: int
+    serial: str = ""
 
 
 _ENTITLEMENT_SQL: dict[str, str] = {}
@@ -135,7 +136,7 @@ def _entitlement_sql() -> str:
         sql = f"""
             SELECT d.id, d.max_concurrent_streams,
                    c.id, c.width, c.height, c.enabled, c.priority,
-                   l.valid, l.until, l.unserved
+                   l.valid, l.until, l.unserved, d.serial
             FROM {device} d
             CROSS JOIN (
                 SELECT COUNT(*) AS valid,
@@ -198,4 +199,5 @@ def device_entitlement_inputs(
         lic_valid=first[7],
         lic_until=_aware(first[8]),
         lic_unserved=int(first[9]),
+        serial=first[10],
     )

@@ -12,6 +12,7 @@ renewal form on the license list posts to billing's view, which renders this lis
 
 import datetime as dt
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
@@ -30,7 +31,7 @@ from devices.forms import CameraForm
 from devices.models import MAX_CAMERAS_PER_DEVICE, Camera, ControlSession, FieldDevice
 from licensing import selectors, services
 from licensing.forms import UNBOUND, BindCountForm, LicenseBindForm, LicenseFilterForm
-from licensing.models import License
+from licensing.models import EntitlementTokenRecord, License
 
 LICENSES_PER_PAGE = 50
 
@@ -87,6 +88,9 @@ def _device_page(request, device: FieldDevice, *, bind_form: BindCountForm | Non
         "status": selectors.device_license_status(required=requirement.licenses, valid=valid),
         "licenses_free": free,
         "session": session,
+        "last_token": EntitlementTokenRecord.objects.filter(device=device).first(),
+        "token_ttl_minutes": settings.ENTITLEMENT_TOKEN_TTL // 60,
+        "now": now,
         "can_change": changeable,
         "bind_form": bind_form if changeable else None,
         "camera_form": CameraForm() if changeable and room else None,

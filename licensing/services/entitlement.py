@@ -29,6 +29,7 @@ class Entitlement:
     denied_cameras: list[int] = field(default_factory=list)
     denied_reasons: dict[int, str] = field(default_factory=dict)
     valid_until: dt.datetime | None = None
+    serial: str = ""  # the device's, for signed tokens (R14); not part of the call's answer
 
 
 def licenses_mark_served(*, device_id: int, at: dt.datetime) -> int:
@@ -82,4 +83,5 @@ def entitlement_decide(
         denied_cameras=[c.pk for c in choice.denied],
         denied_reasons=choice.reasons,
         valid_until=device.lic_until if valid else None,
+        serial=device.serial,
     )
