@@ -17,7 +17,9 @@ from django.utils.translation import gettext_lazy
 
 from billing import selectors, services
 from billing.models import Order, OrderLicense, Payment, RefundRequest, TenantTotals
+from billing.staff_services import order_cancel_by_staff
 from console.admin_filters import ReadOnlyAdminMixin
+from console.admin_reasons import StaffReasonForm, is_submitted, reason_page
 from console.errors import ServiceError
 
 LICENSE_IDS_SHOWN = 50
@@ -122,6 +124,12 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_confirm_payment_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("billing.confirm_payment")
+
+    def has_cancel_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("billing.cancel_order")
+
     @admin.display(description=gettext_lazy("payment reference"), ordering="payment__reference")
     def payment_reference(self, order):
         payment = getattr(order, "payment", None)
@@ -143,7 +151,7 @@ class OrderAdmin(admin.ModelAdmin):
             return _("%(ids)s … and %(more)d more") % {"ids": shown, "more": more}
         return shown
 
-    @admin.display(description=gettext_lazy("refundable now (R10)"))
+    @admin.display(description=gettext_lazy("refundable now"))
     def refundable_now(self, order):
         if order.status != Order.Status.PAID:
             return "—"
@@ -158,6 +166,11 @@ class OrderAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.confirm_payment_view),
                 name="{}_{}_confirm_payment".format(*info),
             ),
+            path(
+                "<int:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="{}_{}_cancel".format(*info),
+            ),
             *super().get_urls(),
         ]
 
@@ -165,9 +178,12 @@ class OrderAdmin(admin.ModelAdmin):
         extra_context = {**READ_ONLY_FORM, **(extra_context or {})}
         order = Order.objects.filter(pk=object_id).first()
         if order is not None and order.status == Order.Status.PENDING_PAYMENT:
-            extra_context["confirm_payment_url"] = reverse(
-                "admin:billing_order_confirm_payment", args=[order.pk]
-            )
+            if self.has_confirm_payment_permission(request):
+                extra_context["confirm_payment_url"] = reverse(
+                    "admin:billing_order_confirm_payment", args=[order.pk]
+                )
+            if self.has_cancel_permission(request):
+                extra_context["cancel_url"] = reverse("admin:billing_order_cancel", args=[order.pk])
         return super().change_view(request, object_id, form_url, extra_context)
 
     change_form_template = "billing/admin/order_change_form.html"
@@ -205,7 +221,7 @@ class OrderAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "billing/admin/confirm_payment.html", context)
 
-    @admin.action(description=gettext_lazy("Confirm payment…"), permissions=["change"])
+    @admin.action(description=gettext_lazy("Confirm payment…"), permissions=["confirm_payment"])
     def confirm_payment(self, request, queryset):
         """Asks for the bank reference on an intermediate page, then confirms each order."""
         orders = list(queryset.select_related("tenant").order_by("id"))
@@ -220,9 +236,9 @@ class OrderAdmin(admin.ModelAdmin):
         return self._reference_page(request, orders, form, action=True)
 
     def confirm_payment_view(self, request, object_id: int):
-        order = get_object_or_404(Order.objects.select_related("tenant"), pk=object_id)
-        if not self.has_change_permission(request, order):
+        if not self.has_confirm_payment_permission(request):
             raise PermissionDenied
+        order = get_object_or_404(Order.objects.select_related("tenant"), pk=object_id)
         change_url = reverse("admin:billing_order_change", args=[order.pk])
         if request.method == "POST":
             form = ReferenceForm(request.POST)
@@ -233,17 +249,66 @@ class OrderAdmin(admin.ModelAdmin):
             form = ReferenceForm()
         return self._reference_page(request, [order], form, action=False)
 
-    @admin.action(description=gettext_lazy("Cancel orders pending payment"), permissions=["change"])
+    # --- cancelling, with a reason the customer reads (R13) --------------------------------
+
+    def _cancel_form(self, request) -> StaffReasonForm:
+        return StaffReasonForm(
+            request.POST if is_submitted(request) else None,
+            reason_required=False,
+            help_text=_(
+                "Optional. Sent to the tenant's owners and admins and kept in the audit trail."
+            ),
+        )
+
+    def _cancel(self, request, order: Order, reason: str) -> bool:
+        try:
+            order_cancel_by_staff(order=order.pk, actor=request.user, reason=reason)
+        except ServiceError as exc:
+            self.message_user(request, str(exc.detail), messages.ERROR)
+            return False
+        self.message_user(
+            request, _("Order #%(id)s cancelled.") % {"id": order.pk}, messages.SUCCESS
+        )
+        return True
+
+    def _cancel_page(self, request, orders, form, *, action: str | None):
+        return reason_page(
+            self,
+            request,
+            objects=orders,
+            form=form,
+            title=_("Cancel orders"),
+            intro=_(
+                "Only an order pending payment can be cancelled. The tenant's owners and "
+                "admins are told by email, with the reason if given."
+            ),
+            submit_label=_("Cancel the orders"),
+            action=action,
+            cancel_url=reverse("admin:billing_order_changelist"),
+        )
+
+    @admin.action(
+        description=gettext_lazy("Cancel orders pending payment…"), permissions=["cancel"]
+    )
     def cancel_orders(self, request, queryset):
-        for order in queryset.order_by("id"):
-            try:
-                services.order_cancel(order=order.pk, actor=request.user)
-            except ServiceError as exc:
-                self.message_user(request, str(exc.detail), messages.ERROR)
-            else:
-                self.message_user(
-                    request, _("Order #%(id)s cancelled.") % {"id": order.pk}, messages.SUCCESS
-                )
+        form = self._cancel_form(request)
+        orders = list(queryset.select_related("tenant").order_by("id"))
+        if form.is_bound and form.is_valid():
+            for order in orders:
+                self._cancel(request, order, form.cleaned_data["reason"])
+            return None
+        return self._cancel_page(request, orders, form, action="cancel_orders")
+
+    def cancel_view(self, request, object_id: int):
+        """The change page's button: the reason page for one order."""
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        order = get_object_or_404(Order.objects.select_related("tenant"), pk=object_id)
+        form = self._cancel_form(request)
+        if form.is_bound and form.is_valid():
+            self._cancel(request, order, form.cleaned_data["reason"])
+            return HttpResponseRedirect(reverse("admin:billing_order_change", args=[order.pk]))
+        return self._cancel_page(request, [order], form, action=None)
 
 
 @admin.register(Payment)
@@ -304,6 +369,9 @@ class RefundRequestAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_decide_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("billing.decide_refund")
+
     @admin.display(description=gettext_lazy("tenant"), ordering="order__tenant__name")
     def tenant(self, refund):
         return refund.order.tenant
@@ -312,7 +380,7 @@ class RefundRequestAdmin(admin.ModelAdmin):
     def kind(self, refund):
         return refund.order.get_kind_display()
 
-    @admin.display(description=gettext_lazy("refundable now (R10)"))
+    @admin.display(description=gettext_lazy("refundable now"))
     def refundable_now(self, refund):
         if refund.status != RefundRequest.Status.REQUESTED:
             return "—"
@@ -373,7 +441,11 @@ class RefundRequestAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {**READ_ONLY_FORM, **(extra_context or {})}
         refund = RefundRequest.objects.filter(pk=object_id).first()
-        if refund is not None and refund.status == RefundRequest.Status.REQUESTED:
+        if (
+            refund is not None
+            and refund.status == RefundRequest.Status.REQUESTED
+            and self.has_decide_permission(request)
+        ):
             extra_context["approve_url"] = reverse(
                 "admin:billing_refundrequest_approve", args=[refund.pk]
             )
@@ -402,19 +474,18 @@ class RefundRequestAdmin(admin.ModelAdmin):
 
     def decide_view(self, request, object_id: int, approve: bool):
         """GET: a confirmation page with an optional note; POST: approve or reject."""
+        if not self.has_decide_permission(request):
+            raise PermissionDenied
         refund = get_object_or_404(
             RefundRequest.objects.select_related("order__tenant"), pk=object_id
         )
-        if not self.has_change_permission(request, refund):
-            raise PermissionDenied
         change_url = reverse("admin:billing_refundrequest_change", args=[refund.pk])
-        if request.method == "POST":
-            form = DecisionForm(request.POST)
-            if form.is_valid():
-                self._decide(request, refund, approve=approve, note=form.cleaned_data["note"])
-                return HttpResponseRedirect(change_url)
-        else:
-            form = DecisionForm()
+        data = request.POST if request.method == "POST" else None
+        form = DecisionForm(data) if approve else self._reject_form(data)
+        if form.is_bound and form.is_valid():
+            note = form.cleaned_data["note" if approve else "reason"]
+            self._decide(request, refund, approve=approve, note=note)
+            return HttpResponseRedirect(change_url)
         refundable, refusal = services.order_refundable(order=refund.order)
         context = {
             **self.admin_site.each_context(request),
@@ -428,15 +499,38 @@ class RefundRequestAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "billing/admin/refund_decide.html", context)
 
-    @admin.action(description=gettext_lazy("Approve selected refunds"), permissions=["change"])
+    def _reject_form(self, data) -> StaffReasonForm:
+        return StaffReasonForm(
+            data,
+            reason_required=True,
+            help_text=_("Required. Sent to the customer and kept in the audit trail."),
+        )
+
+    @admin.action(description=gettext_lazy("Approve selected refunds"), permissions=["decide"])
     def approve_refunds(self, request, queryset):
         for refund in queryset.order_by("id"):
             self._decide(request, refund, approve=True)
 
-    @admin.action(description=gettext_lazy("Reject selected refunds"), permissions=["change"])
+    @admin.action(description=gettext_lazy("Reject selected refunds…"), permissions=["decide"])
     def reject_refunds(self, request, queryset):
-        for refund in queryset.order_by("id"):
-            self._decide(request, refund, approve=False)
+        """Asks for the reason (required: the customer reads it) on an intermediate page."""
+        form = self._reject_form(request.POST if is_submitted(request) else None)
+        refunds = list(queryset.select_related("order__tenant").order_by("id"))
+        if form.is_bound and form.is_valid():
+            for refund in refunds:
+                self._decide(request, refund, approve=False, note=form.cleaned_data["reason"])
+            return None
+        return reason_page(
+            self,
+            request,
+            objects=refunds,
+            form=form,
+            title=_("Reject refund requests"),
+            intro=_("The customers receive the reason by email."),
+            submit_label=_("Reject refund"),
+            action="reject_refunds",
+            cancel_url=reverse("admin:billing_refundrequest_changelist"),
+        )
 
 
 @admin.register(TenantTotals)

@@ -2,10 +2,16 @@
 
 from celery import shared_task
 
-from billing import services
+from billing import services, staff_services
 
 
 @shared_task(name="billing.tasks.purge_idempotency_keys", ignore_result=True)
 def purge_idempotency_keys() -> int:
     """Drop Idempotency-Keys past their retention (CONTRACT.md keeps them at least 24 h)."""
     return services.idempotency_keys_purge()
+
+
+@shared_task(name="billing.tasks.send_staff_digest", ignore_result=True)
+def send_staff_digest() -> int:
+    """R13: the 09:00 CST digest of what waits for staff, sent only when something waits."""
+    return staff_services.staff_digest_send()

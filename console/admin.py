@@ -9,16 +9,24 @@ import importlib.util
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from console.admin_filters import NullFilter, ReadOnlyAdminMixin
+from console.admin_reasons import StaffReasonForm, is_submitted, reason_page
+from console.errors import ServiceError
 from console.models import ApiKey, AuditEvent, Membership, Tenant, User
-from console.services import api_key_create, api_key_revoke, audit_record, tenant_set_status
+from console.services import api_key_create, api_key_revoke, audit_record
+from console.staff_services import tenant_reactivate, tenant_suspend
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -184,23 +192,123 @@ class TenantAdmin(admin.ModelAdmin):
         else:
             super().save_formset(request, form, formset, change)
 
-    def _set_status(self, request, queryset: QuerySet, status: str) -> None:
-        for tenant in queryset:
-            tenant_set_status(tenant=tenant, status=status, actor=request.user, reason="admin")
-        self.message_user(
+    # --- suspend and reactivate, with a reason (R9, R13) -----------------------------------
+
+    change_form_template = "admin/console/tenant/change_form.html"
+
+    def has_suspend_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("console.suspend_tenant")
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/suspend/",
+                self.admin_site.admin_view(self.status_view),
+                {"status": Tenant.Status.SUSPENDED},
+                name="{}_{}_suspend".format(*info),
+            ),
+            path(
+                "<path:object_id>/reactivate/",
+                self.admin_site.admin_view(self.status_view),
+                {"status": Tenant.Status.ACTIVE},
+                name="{}_{}_reactivate".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        tenant = self.get_object(request, unquote(object_id))
+        if tenant is not None and self.has_suspend_permission(request):
+            name = "suspend" if tenant.status == Tenant.Status.ACTIVE else "reactivate"
+            extra_context["status_button"] = {
+                "url": reverse(f"admin:console_tenant_{name}", args=[tenant.pk]),
+                "label": _("Suspend…") if name == "suspend" else _("Reactivate…"),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _status_page(self, request, tenants, form, status: str, *, action: str | None):
+        suspend = status == Tenant.Status.SUSPENDED
+        return reason_page(
+            self,
             request,
-            ngettext("%(n)d tenant updated.", "%(n)d tenants updated.", len(queryset))
-            % {"n": len(queryset)},
-            messages.SUCCESS,
+            objects=tenants,
+            form=form,
+            title=_("Suspend tenants") if suspend else _("Reactivate tenants"),
+            intro=(
+                _(
+                    "Their API calls will be refused (403) and they cannot buy until "
+                    "reactivated. Their owners and admins receive the reason by email."
+                )
+                if suspend
+                else _("Their owners and admins are told by email, with the reason if given.")
+            ),
+            submit_label=_("Suspend") if suspend else _("Reactivate"),
+            action=action,
+            cancel_url=reverse("admin:console_tenant_changelist"),
         )
 
-    @admin.action(description=_("Suspend selected tenants (their API calls get 403)"))
-    def suspend(self, request, queryset):
-        self._set_status(request, queryset, Tenant.Status.SUSPENDED)
+    def _status_form(self, request, status: str) -> StaffReasonForm:
+        suspend = status == Tenant.Status.SUSPENDED
+        return StaffReasonForm(
+            request.POST if is_submitted(request) else None,
+            reason_required=suspend,
+            help_text=(
+                _("Required. Sent to the tenant's owners and admins and kept in the audit trail.")
+                if suspend
+                else _("Optional. Sent to the owners and admins and kept in the audit trail.")
+            ),
+        )
 
-    @admin.action(description=_("Activate selected tenants"))
+    def _change_status(self, request, tenant: Tenant, status: str, reason: str) -> bool:
+        service = tenant_suspend if status == Tenant.Status.SUSPENDED else tenant_reactivate
+        try:
+            service(tenant=tenant, actor=request.user, reason=reason)
+        except ServiceError as exc:
+            self.message_user(request, str(exc.detail), messages.ERROR)
+            return False
+        text = (
+            _("%(tenant)s is suspended.")
+            if status == Tenant.Status.SUSPENDED
+            else _("%(tenant)s is active again.")
+        )
+        self.message_user(request, text % {"tenant": tenant.name}, messages.SUCCESS)
+        return True
+
+    def _bulk_status(self, request, queryset: QuerySet, status: str):
+        form = self._status_form(request, status)
+        tenants = list(queryset.order_by("name", "pk"))
+        if form.is_bound and form.is_valid():
+            for tenant in tenants:
+                self._change_status(request, tenant, status, form.cleaned_data["reason"])
+            return None
+        action = "suspend" if status == Tenant.Status.SUSPENDED else "activate"
+        return self._status_page(request, tenants, form, status, action=action)
+
+    def status_view(self, request, object_id, status: str):
+        """The change page's button: the reason page for one tenant."""
+        if not self.has_suspend_permission(request):
+            raise PermissionDenied
+        tenant = self.get_object(request, unquote(object_id))
+        if tenant is None:
+            raise Http404(_("No such tenant."))
+        form = self._status_form(request, status)
+        if form.is_bound and form.is_valid():
+            self._change_status(request, tenant, status, form.cleaned_data["reason"])
+            return redirect(reverse("admin:console_tenant_change", args=[tenant.pk]))
+        return self._status_page(request, [tenant], form, status, action=None)
+
+    @admin.action(
+        description=_("Suspend selected tenants (their API calls get 403)…"),
+        permissions=["suspend"],
+    )
+    def suspend(self, request, queryset):
+        return self._bulk_status(request, queryset, Tenant.Status.SUSPENDED)
+
+    @admin.action(description=_("Reactivate selected tenants…"), permissions=["suspend"])
     def activate(self, request, queryset):
-        self._set_status(request, queryset, Tenant.Status.ACTIVE)
+        return self._bulk_status(request, queryset, Tenant.Status.ACTIVE)
 
 
 @admin.register(Membership)
@@ -376,7 +484,17 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return obj.actor_label or str(obj.actor or "")
 
 
+# The admin is the product's, not Django's: its name on every page, in the staff's language,
+# and the index opens on what waits for them (templates/admin/field_console_index.html).
+admin.site.site_header = _("Field Console")
+admin.site.site_title = _("Field Console")
+admin.site.index_title = _("Staff administration")
+admin.site.index_template = "admin/field_console_index.html"
+
+
 # Beta applications (R9) keep their admin beside their services, in console/admin_beta.py;
 # Django only autodiscovers `console.admin`, so it is loaded from here once it exists.
 if importlib.util.find_spec("console.admin_beta") is not None:
     importlib.import_module("console.admin_beta")
+
+import console.admin_outbox  # noqa: E402, F401 — the outbox admin (R13) registers itself

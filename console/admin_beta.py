@@ -214,16 +214,23 @@ class BetaApplicationAdmin(admin.ModelAdmin):
         return obj
 
     def transition_view(self, request, object_id):
-        """POST from the change page's review panel: start review, approve or reject."""
+        """POST from the change page's review panel: start review, approve or reject.
+
+        A rejection has its own page (GET ?action=reject): the reason is required, and an
+        empty one shows the page again with the error, changing nothing."""
         self._require_review(request)
-        if request.method != "POST":
-            return redirect(self._change_url(self._get_or_404(request, object_id)))
         obj = self._get_or_404(request, object_id)
+        if request.method != "POST":
+            if request.GET.get("action") == "reject":
+                return self._reject_page(request, obj, ReasonForm(reason_required=True))
+            return redirect(self._change_url(obj))
         action = request.POST.get("action", "")
         if action not in SIMPLE_ACTIONS:
             self.message_user(request, _("Unknown action."), messages.ERROR)
             return redirect(self._change_url(obj))
         form = ReasonForm(request.POST, reason_required=action in beta_services.REASON_REQUIRED)
+        if not form.is_valid() and request.POST.get("reason_page") == "yes":
+            return self._reject_page(request, obj, form)
         if not form.is_valid():
             for error in form.errors.get("reason", []):
                 self.message_user(
@@ -235,6 +242,24 @@ class BetaApplicationAdmin(admin.ModelAdmin):
             return redirect(self._change_url(obj))
         self._run(request, obj, action, form.cleaned_data["reason"])
         return redirect(self._change_url(obj))
+
+    def _reject_page(self, request, obj: BetaApplication, form: ReasonForm):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": beta_services.ACTION_LABELS["reject"],
+            "action": "reject",
+            "action_label": beta_services.ACTION_LABELS["reject"],
+            "queryset": [obj],
+            "form": form,
+            "single": True,
+            "form_url": reverse("admin:console_betaapplication_transition", args=[obj.pk]),
+            "cancel_url": self._change_url(obj),
+            "media": self.media,
+        }
+        return TemplateResponse(
+            request, "admin/console/betaapplication/bulk_transition.html", context
+        )
 
     def _run(self, request, obj: BetaApplication, action: str, reason: str) -> bool:
         try:

@@ -21,11 +21,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from console.beta_selectors import beta_reviewers
-from console.emails import recipients_for_users, send_templated_email
+from console.emails import send_templated_email
 from console.errors import Conflict, Forbidden, InvalidInput, invalid_from_django
 from console.models import BetaApplication, Tenant, User
 from console.services import Actor, audit_record, tenant_create
+from console.staff import REVIEWERS, staff_notice_recipients
 
 State = BetaApplication.State
 REASON_MAX_LENGTH = 2000
@@ -104,8 +104,9 @@ def _email_applicant(application: BetaApplication, *, reason: str = "") -> None:
 
 def _email_reviewers(application: BetaApplication) -> None:
     # One email per reviewer, each in their own language.
+    # R13: STAFF_NOTIFY_EMAILS when set, else the active staff of the Reviewers group.
     send_templated_email(
-        recipients=recipients_for_users(beta_reviewers()),
+        recipients=staff_notice_recipients(REVIEWERS),
         template_prefix="emails/beta_new_application",
         context={"application": application},
         dedup_key=f"beta-application:{application.pk}:new",

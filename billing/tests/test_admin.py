@@ -126,7 +126,12 @@ def test_cancel_action(staff_client, tenant):
     paid = paid_new_order(tenant, quantity=1)
     response = staff_client.post(
         ORDERS,
-        {"action": "cancel_orders", ACTION_CHECKBOX_NAME: [pending.pk, paid.pk]},
+        {
+            "action": "cancel_orders",
+            ACTION_CHECKBOX_NAME: [pending.pk, paid.pk],
+            "reason_page": "yes",
+            "reason": "",
+        },
         follow=True,
     )
     pending.refresh_from_db()
@@ -171,7 +176,7 @@ def test_refund_approve_button(staff_client, staff, tenant):
 def test_refund_reject_button(staff_client, tenant):
     order = paid_new_order(tenant, quantity=1)
     refund = services.order_refund_request(tenant=tenant, order=order)
-    staff_client.post(f"{REFUNDS}{refund.pk}/reject/", {"note": "served abroad"})
+    staff_client.post(f"{REFUNDS}{refund.pk}/reject/", {"reason": "served abroad"})
     refund.refresh_from_db()
     assert refund.status == RefundRequest.Status.REJECTED
     order.refresh_from_db()
@@ -195,7 +200,15 @@ def test_refund_bulk_actions(staff_client, tenant):
     ra = services.order_refund_request(tenant=tenant, order=a)
     rb = services.order_refund_request(tenant=tenant, order=b)
     staff_client.post(REFUNDS, {"action": "approve_refunds", ACTION_CHECKBOX_NAME: [ra.pk]})
-    staff_client.post(REFUNDS, {"action": "reject_refunds", ACTION_CHECKBOX_NAME: [rb.pk]})
+    staff_client.post(
+        REFUNDS,
+        {
+            "action": "reject_refunds",
+            ACTION_CHECKBOX_NAME: [rb.pk],
+            "reason_page": "yes",
+            "reason": "Used already",
+        },
+    )
     ra.refresh_from_db()
     rb.refresh_from_db()
     assert (ra.status, rb.status) == ("approved", "rejected")

@@ -106,17 +106,17 @@ def test_tenant_pages_with_memberships_inline(staff_client, tenant, alice, bob):
 
 
 def test_tenant_suspend_and_activate_actions_go_through_the_service(staff_client, staff, tenant):
+    selected = {"_selected_action": [tenant.pk], "reason_page": "yes"}
     response = staff_client.post(
-        url(Tenant, "changelist"), {"action": "suspend", "_selected_action": [tenant.pk]}
+        url(Tenant, "changelist"), {"action": "suspend", "reason": "unpaid", **selected}
     )
     assert response.status_code == 302
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.SUSPENDED
     event = AuditEvent.objects.get(action="tenant.suspended")
     assert event.actor == staff
-    staff_client.post(
-        url(Tenant, "changelist"), {"action": "activate", "_selected_action": [tenant.pk]}
-    )
+    assert event.data["reason"] == "unpaid"
+    staff_client.post(url(Tenant, "changelist"), {"action": "activate", **selected})
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.ACTIVE
     assert AuditEvent.objects.filter(action="tenant.active").count() == 1

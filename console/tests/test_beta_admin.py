@@ -52,6 +52,9 @@ def test_r9_reviewers_group_has_just_the_permissions_it_needs():
         ("console", "view_betaapplication"),
         ("console", "change_betaapplication"),
         ("console", "review_betaapplication"),
+        ("console", "view_tenant"),
+        ("console", "suspend_tenant"),
+        ("console", "view_auditevent"),
     }
 
 
@@ -98,7 +101,8 @@ def test_change_page_shows_the_next_actions_and_the_audit_trail(reviewer_client,
     assert response.context["can_confirm"] is False
     html = response.content.decode()
     assert 'value="approve"' in html
-    assert 'value="reject"' in html
+    # A rejection asks for its reason on a page of its own.
+    assert f'href="{transition_url(app)}?action=reject"' in html
     assert 'value="start_review"' not in html
     assert 'class="beta-audit-trail"' in html
     assert "beta_application.in_review" in html
