@@ -149,11 +149,22 @@ def test_r10_admin_reject_button_and_action_keep_the_orders(staff_client, staff,
     by_button, by_action = request_refund(tenant, first), request_refund(tenant, second)
     assert staff_client.get(f"{REFUNDS}{by_button.pk}/reject/").status_code == 200
     response = staff_client.post(
-        f"{REFUNDS}{by_button.pk}/reject/", {"note": "served abroad"}, follow=True
+        f"{REFUNDS}{by_button.pk}/reject/", {"reason": "served abroad"}, follow=True
     )
     assert any("rejected" in m for m in texts(response))
-    staff_client.post(REFUNDS, {"action": "reject_refunds", ACTION_CHECKBOX_NAME: [by_action.pk]})
-    for order, refund, note in ((first, by_button, "served abroad"), (second, by_action, "")):
+    staff_client.post(
+        REFUNDS,
+        {
+            "action": "reject_refunds",
+            ACTION_CHECKBOX_NAME: [by_action.pk],
+            "reason_page": "yes",
+            "reason": "streamed",
+        },
+    )
+    for order, refund, note in (
+        (first, by_button, "served abroad"),
+        (second, by_action, "streamed"),
+    ):
         order.refresh_from_db()
         refund.refresh_from_db()
         assert order.status == Order.Status.PAID
@@ -248,7 +259,13 @@ def test_admin_cancel_action(staff_client, staff, tenant):
     pending = new_order(tenant)
     paid = paid_new_order(tenant, quantity=1)
     response = staff_client.post(
-        ORDERS, {"action": "cancel_orders", ACTION_CHECKBOX_NAME: [pending.pk, paid.pk]}
+        ORDERS,
+        {
+            "action": "cancel_orders",
+            ACTION_CHECKBOX_NAME: [pending.pk, paid.pk],
+            "reason_page": "yes",
+            "reason": "",
+        },
     )
     assert response.status_code == 302
     pending.refresh_from_db()

@@ -165,8 +165,8 @@ def test_r9_admin_suspends_and_reactivates_tenants(staff_client, staff, tenant, 
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     body = {"cameras": [{"width": 1280, "height": 720}], "years": 1}
-    selected = {ACTION_CHECKBOX_NAME: [tenant.pk, other_tenant.pk]}
-    response = staff_client.post(TENANTS, {"action": "suspend", **selected})
+    selected = {ACTION_CHECKBOX_NAME: [tenant.pk, other_tenant.pk], "reason_page": "yes"}
+    response = staff_client.post(TENANTS, {"action": "suspend", "reason": "unpaid", **selected})
     assert response.status_code == 302
     assert set(Tenant.objects.values_list("status", flat=True)) == {"suspended"}
     refused = api.post("/api/v1/quote", body, format="json")
