@@ -118,20 +118,26 @@ def signing_key_current(*, at: dt.datetime | None = None) -> SigningKey:
     key is made on first use; two processes making it at once meet generation's unique
     constraint, and the loser reads the winner's key."""
     at = at or timezone.now()
-    keys = SigningKey.objects.filter(retired_at__isnull=True, signs_from__lte=at)
-    key = keys.order_by("-generation").first()
+    unretired = SigningKey.objects.filter(retired_at__isnull=True).order_by("-generation")
+    key = unretired.filter(signs_from__lte=at).first()
     if key is not None:
         return key
-    if SigningKey.objects.filter(retired_at__isnull=True).exists():
-        # Only keys that have not begun signing are left (every older one retired): the
-        # newest of them signs — a retired key never does.
-        return SigningKey.objects.filter(retired_at__isnull=True).order_by("-generation")[0]
+    # Only keys that have not begun signing may be left (every older one retired): the
+    # newest of them signs — a retired key never does. None at all: make the first.
+    key = unretired.first()
+    if key is not None:
+        return key
+    generation = (SigningKey.objects.aggregate(top=Max("generation"))["top"] or 0) + 1
+    # Read again after the generation: a key another process committed before that read is
+    # found here; one committed after it took the same generation, and ours fails below.
+    key = unretired.first()
+    if key is not None:
+        return key
     try:
         with transaction.atomic():
-            generation = (SigningKey.objects.aggregate(top=Max("generation"))["top"] or 0) + 1
             return _new_key(generation=generation, signs_from=at, at=at)
     except IntegrityError:
-        return keys.order_by("-generation")[0]
+        return unretired[0]
 
 
 def published_keys(*, at: dt.datetime | None = None) -> list[SigningKey]:
