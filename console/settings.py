@@ -178,6 +178,8 @@ else:
     EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
     EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
     EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+# R13: a hung mail server must not hold an outbox sender past its lease (console.outbox).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Field Console <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
