@@ -4,6 +4,8 @@
 - `idempotency`: one order per Idempotency-Key, and the keys' purge;
 - `payments`: confirming a bank transfer (issuing or renewing licenses), offline grants;
 - `refunds`: refund requests and staff's decisions;
+- `notifications`: the customer's emails about its orders (placed, paid, refund decided),
+  sent by the services above inside their transactions (R13);
 - `common`: who acted, and the order lock every money change takes first.
 
 Billing sits on top of licensing: a payment issues or renews licenses through
