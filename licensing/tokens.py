@@ -209,6 +209,18 @@ class IssuedToken:
     entitlement: Entitlement
 
 
+def _record(device_id: int, **fields) -> None:
+    """The device's last token: one UPDATE in steady state (update_or_create would lock and
+    read first, in a transaction of its own, on every token)."""
+    if EntitlementTokenRecord.objects.filter(device_id=device_id).update(**fields):
+        return
+    try:
+        with transaction.atomic():
+            EntitlementTokenRecord.objects.create(device_id=device_id, **fields)
+    except IntegrityError:  # another worker's first token for this device won the insert
+        EntitlementTokenRecord.objects.filter(device_id=device_id).update(**fields)
+
+
 def entitlement_token_issue(
     *,
     tenant: Tenant,
@@ -246,14 +258,7 @@ def entitlement_token_issue(
     }
     token = jwt.encode(claims, _private_key(key), algorithm=ALGORITHM, headers={"kid": key.kid})
     expires_at = dt.datetime.fromtimestamp(exp, tz=dt.UTC)
-    EntitlementTokenRecord.objects.update_or_create(
-        device_id=device_id,
-        defaults={
-            "jti": jti,
-            "kid": key.kid,
-            "code": decision.code,
-            "issued_at": at,
-            "expires_at": expires_at,
-        },
+    _record(
+        device_id, jti=jti, kid=key.kid, code=decision.code, issued_at=at, expires_at=expires_at
     )
     return IssuedToken(token=token, expires_at=expires_at, entitlement=decision)
