@@ -319,7 +319,7 @@ def test_r4_admin_renewal_confirmation_extends_and_a_late_one_is_cancelled(
             f"{ORDERS}{too_late.pk}/confirm-payment/", {"reference": "R-2"}, follow=True
         )
     shown = texts(response)
-    assert any("no longer valid" in m for m in shown), shown
+    assert any("have expired and cannot be renewed" in m for m in shown), shown
     too_late.refresh_from_db()
     late.refresh_from_db()
     assert too_late.status == Order.Status.CANCELLED
