@@ -1,0 +1,143 @@
+"""A reviewer's day in a real browser (Debian's Chromium driven by Playwright) against the
+live server: log into the admin as staff in both groups (no superuser), see what waits on
+the index, review → approve → confirm a beta application, confirm an order's payment, and
+reject a refund with a reason — first without one, which the page refuses.
+
+Screenshots go to var/test-artifacts/ (git-ignored; CI keeps them), or FC_SCREENSHOT_DIR.
+Skipped when the playwright package or /usr/bin/chromium is missing (no browser download:
+`playwright install` is never run)."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+
+from billing import services
+from billing.models import Order, RefundRequest
+from billing.tests.utils import new_order, paid_new_order
+from console.models import AuditEvent, BetaApplication, Tenant
+from console.staff import BILLING, REVIEWERS
+from console.tests.factories import BetaApplicationFactory, TenantFactory, UserFactory
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery"
+ARTIFACTS = Path(
+    os.environ.get("FC_SCREENSHOT_DIR", Path(settings.BASE_DIR) / "var" / "test-artifacts")
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed"),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"),
+]
+
+S = BetaApplication.State
+
+
+@pytest.fixture
+def day(transactional_db, settings):
+    # English pages; the 2FA requirement, when it exists, is for production (DEBUG off).
+    settings.LANGUAGE_CODE = "en"
+    settings.STAFF_2FA_REQUIRED = False
+    staff = UserFactory(email="rita@example.com", password=PASSWORD, is_staff=True, language="en")
+    staff.groups.add(Group.objects.get(name=REVIEWERS), Group.objects.get(name=BILLING))
+    tenant = TenantFactory(name="Acme Mining", slug="acme")
+    application = BetaApplicationFactory(company_name="Quay Robotics", language="en")
+    order = new_order(tenant, quantity=1)
+    refund = services.order_refund_request(
+        tenant=tenant, order=paid_new_order(tenant, quantity=1), reason="Bought twice"
+    )
+    return {"staff": staff, "application": application, "order": order, "refund": refund}
+
+
+def launch(pw):
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"staff_day_{name}.png", full_page=True)
+
+
+def test_a_reviewers_day_in_the_admin(live_server, day):
+    base = live_server.url
+    app, order, refund = day["application"], day["order"], day["refund"]
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en")
+            context.add_cookies([{"name": "django_language", "value": "en", "url": base}])
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+
+            page.goto(f"{base}/admin/login/")
+            page.fill("input[name=username]", day["staff"].email)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("input[type=submit]")
+            page.wait_for_url(f"{base}/admin/")
+            expect(page.locator("#site-name")).to_contain_text("Field Console")
+            expect(page.locator("#queue-submitted td.count")).to_have_text("1")
+            expect(page.locator("#queue-pending-orders td.count")).to_have_text("1")
+            expect(page.locator("#queue-open-refunds td.count")).to_have_text("1")
+            shot(page, "1_index")
+
+            # The application: review, approve, confirm.
+            page.click("#queue-submitted a")
+            page.click(f"a[href*='/betaapplication/{app.pk}/change/']")
+            page.click("#review-start_review")
+            expect(page.locator(".messagelist")).to_contain_text("In review")
+            page.click("#review-approve")
+            expect(page.locator(".messagelist")).to_contain_text("Approved")
+            page.click("#review-actions a.button.default")
+            page.fill("input[name=contract_unit_price]", "3000.00")
+            page.fill("input[name=slug]", "quay")
+            shot(page, "2_confirm_application")
+            page.click("input[type=submit]")
+            expect(page.locator(".messagelist")).to_contain_text("is confirmed")
+            shot(page, "3_application_confirmed")
+
+            # The order: confirm its payment.
+            page.goto(f"{base}/admin/billing/order/{order.pk}/change/")
+            page.click("#confirm-payment-button")
+            page.fill("input[name=reference]", "CMB-20261202-1")
+            shot(page, "4_confirm_payment")
+            page.click("input[type=submit]")
+            expect(page.locator(".messagelist")).to_contain_text(f"Order #{order.pk} paid")
+
+            # The refund: rejecting it needs a reason.
+            page.goto(f"{base}/admin/billing/refundrequest/{refund.pk}/change/")
+            page.click("text=Reject refund…")
+            page.click("input[type=submit]")
+            expect(page.locator(".errorlist")).to_contain_text("Give a reason")
+            page.fill("textarea[name=reason]", "The licenses have streamed already.")
+            shot(page, "5_reject_refund")
+            page.click("input[type=submit]")
+            expect(page.locator(".messagelist")).to_contain_text(f"Refund R-{refund.pk} rejected")
+            page.goto(f"{base}/admin/")
+            expect(page.locator("#queue-submitted td.count")).to_have_text("0")
+            expect(page.locator("#queue-open-refunds td.count")).to_have_text("0")
+            shot(page, "6_index_after")
+        finally:
+            browser.close()
+
+    # After the browser is gone: the database saw exactly what the pages showed.
+    app.refresh_from_db()
+    assert app.state == S.CONFIRMED
+    assert Tenant.objects.get(slug="quay").is_active
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    refund.refresh_from_db()
+    assert refund.status == RefundRequest.Status.REJECTED
+    assert refund.decision_note == "The licenses have streamed already."
+    assert AuditEvent.objects.filter(actor=day["staff"], action="refund.rejected").count() == 1
+    assert (ARTIFACTS / "staff_day_6_index_after.png").exists()
