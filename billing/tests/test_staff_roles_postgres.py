@@ -7,16 +7,22 @@ PostgreSQL with transaction=True: the services lock rows (SELECT … FOR UPDATE 
 outside a transaction there), and each test starts from a flushed database, so the groups
 must come back on post_migrate."""
 
+import threading
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
+from django.db import connection
 
 from billing import services
 from billing.models import Order, Payment, RefundRequest
+from billing.staff_services import order_cancel_by_staff
 from billing.tests.utils import new_order, paid_new_order
+from console.errors import ServiceError
 from console.models import AuditEvent, BetaApplication, OutboundEmail, Tenant
 from console.staff import BILLING, GROUP_PERMISSIONS, REVIEWERS
+from console.staff_services import tenant_suspend
 from console.tests.factories import BetaApplicationFactory, UserFactory
 
 pytestmark = [
@@ -362,3 +368,51 @@ def test_only_billing_decides_refunds(client, request, tenant, who):
         data = {"action": action, ACTION_CHECKBOX_NAME: [refund.pk], "reason_page": "yes"}
         assert client.post(REFUNDS, {**data, "reason": "x"}).status_code == 403
     assert RefundRequest.objects.get(pk=refund.pk).status == RefundRequest.Status.REQUESTED
+
+
+# --- two staff at once ----------------------------------------------------------------------
+
+
+def race(*calls):
+    """Run the calls at once, each in its own thread and database connection; returns each
+    one's result or the ServiceError it raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def worker(i, call):
+        try:
+            barrier.wait()
+            results[i] = call()
+        except ServiceError as exc:
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+def test_two_staff_suspending_at_once_make_one_suspension_and_one_email(reviewer, tenant, alice):
+    def suspend():
+        return tenant_suspend(tenant=Tenant.objects.get(pk=tenant.pk), actor=reviewer, reason="x")
+
+    results = race(suspend, suspend)
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "Tenant"]
+    assert AuditEvent.objects.filter(action="tenant.suspended").count() == 1
+    assert len(emails("emails/tenant_status")) == 1
+
+
+def test_two_staff_cancelling_at_once_make_one_cancellation_and_one_email(biller, tenant, alice):
+    order = new_order(tenant, quantity=1)
+
+    def cancel():
+        return order_cancel_by_staff(order=order.pk, actor=biller, reason="dup")
+
+    results = race(cancel, cancel)
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "Order"]
+    assert AuditEvent.objects.filter(action="order.cancelled").count() == 1
+    assert len(emails("emails/order_cancelled")) == 1
