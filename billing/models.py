@@ -80,7 +80,9 @@ class Order(models.Model):
         # An order staff record for a deal settled outside the console (`grantlicenses`).
         OFFLINE = "offline", _("Offline")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="orders")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="orders", verbose_name=_("tenant")
+    )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     channel = models.CharField(
         _("channel"), max_length=16, choices=Channel.choices, default=Channel.ONLINE
@@ -148,6 +150,8 @@ class Order(models.Model):
             # Staff's admin search by transfer reference, case-insensitive (`=` search_fields
             # is iexact, UPPER(column) = UPPER(term)); exact look-ups use the unique index.
             models.Index(Upper("transfer_reference"), name="order_transfer_ref_upper_idx"),
+            # The admin's changelist, newest first (-created_at, -id), and its date hierarchy.
+            models.Index(fields=["created_at", "id"], name="order_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -185,7 +189,9 @@ class OrderLicense(models.Model):
 class Payment(models.Model):
     """A bank transfer staff confirmed. One per order, enforced by the database."""
 
-    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="payment")
+    order = models.OneToOneField(
+        Order, on_delete=models.PROTECT, related_name="payment", verbose_name=_("order")
+    )
     reference = models.CharField(_("reference"), max_length=100)
     amount = money_field(_("amount"))
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
@@ -204,6 +210,10 @@ class Payment(models.Model):
         verbose_name = _("payment")
         verbose_name_plural = _("payments")
         ordering = ["-confirmed_at", "-id"]
+        indexes = [
+            # The admin's changelist, newest first, and its date hierarchy.
+            models.Index(fields=["confirmed_at", "id"], name="payment_confirmed_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(condition=~Q(reference=""), name="payment_reference_set"),
@@ -221,7 +231,9 @@ class RefundRequest(models.Model):
         APPROVED = "approved", _("Approved")
         REJECTED = "rejected", _("Rejected")
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refund_requests")
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("order")
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.REQUESTED
     )

@@ -151,9 +151,14 @@ class Membership(models.Model):
         VIEWER = "viewer", _("Viewer")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("user"),
     )
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("tenant")
+    )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
@@ -187,13 +192,20 @@ class ApiKey(models.Model):
         OPERATOR = "operator", _("Operator (gateways and cockpits)")
         VIEWER = "viewer", _("Viewer")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("tenant")
+    )
     name = models.CharField(_("name"), max_length=100)
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
     prefix = models.CharField(_("prefix"), max_length=16, editable=False)
     digest = models.CharField(max_length=64, unique=True, editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
@@ -236,6 +248,7 @@ class AuditEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="audit_events",
         db_index=False,
+        verbose_name=_("tenant"),
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -243,6 +256,7 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="audit_events",
+        verbose_name=_("user"),
     )
     # Who acted when it was not a logged-in user: "api-key:fc_abc1234", "system", "command".
     actor_label = models.CharField(_("actor"), max_length=100, blank=True)
@@ -260,6 +274,18 @@ class AuditEvent(models.Model):
             # The admin's per-tenant trail and the "history of this object" look-ups.
             models.Index(fields=["tenant", "-created_at"], name="audit_tenant_time_idx"),
             models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+            # The admin's trail, newest first, and its date hierarchy.
+            models.Index(fields=["created_at", "id"], name="audit_time_idx"),
+            # The admin's search: prefix matches (LIKE 'x%') on the trail's own columns.
+            models.Index(
+                fields=["action"], opclasses=["varchar_pattern_ops"], name="audit_action_idx"
+            ),
+            models.Index(
+                fields=["actor_label"],
+                opclasses=["varchar_pattern_ops"],
+                name="audit_actor_label_idx",
+            ),
+            models.Index(fields=["target_id"], name="audit_target_id_idx"),
         ]
 
     def __str__(self) -> str:

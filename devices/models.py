@@ -26,7 +26,9 @@ serial_validator = RegexValidator(
 class FieldDevice(models.Model):
     """The gateway on a machine (e.g. a vehicle's domain controller) that pushes video."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="devices")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="devices", verbose_name=_("tenant")
+    )
     serial = models.CharField(_("serial"), max_length=18, validators=[serial_validator])
     name = models.CharField(_("name"), max_length=200, blank=True)
     max_concurrent_streams = models.PositiveSmallIntegerField(
@@ -59,7 +61,12 @@ class FieldDevice(models.Model):
 
 
 class Camera(models.Model):
-    device = models.ForeignKey(FieldDevice, on_delete=models.CASCADE, related_name="cameras")
+    device = models.ForeignKey(
+        FieldDevice,
+        on_delete=models.CASCADE,
+        related_name="cameras",
+        verbose_name=_("field device"),
+    )
     # 1..8: with the unique (device, slot) constraint the database itself caps a device at
     # eight cameras, whatever races the application has.
     slot = models.PositiveSmallIntegerField(_("slot"), editable=False)
@@ -122,7 +129,9 @@ class Camera(models.Model):
 class RemoteCockpit(models.Model):
     """A remote driving station that watches and drives field devices."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="cockpits")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="cockpits", verbose_name=_("tenant")
+    )
     name = models.CharField(_("name"), max_length=200)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
@@ -157,10 +166,16 @@ class ControlSession(models.Model):
         DEVICE_DELETED = "device_deleted", _("Device deleted")
 
     device = models.ForeignKey(
-        FieldDevice, on_delete=models.CASCADE, related_name="control_sessions"
+        FieldDevice,
+        on_delete=models.CASCADE,
+        related_name="control_sessions",
+        verbose_name=_("field device"),
     )
     cockpit = models.ForeignKey(
-        RemoteCockpit, on_delete=models.CASCADE, related_name="control_sessions"
+        RemoteCockpit,
+        on_delete=models.CASCADE,
+        related_name="control_sessions",
+        verbose_name=_("remote cockpit"),
     )
     started_at = models.DateTimeField(_("started"), default=timezone.now)
     lease_expires_at = models.DateTimeField(_("lease expires"))
@@ -198,7 +213,9 @@ class ControlSession(models.Model):
                 fields=["lease_expires_at"],
                 condition=Q(ended_at__isnull=True),
                 name="control_open_lease_idx",
-            )
+            ),
+            # The admin's changelist, newest first (-started_at, -id).
+            models.Index(fields=["started_at", "id"], name="control_started_idx"),
         ]
 
     def __str__(self) -> str:
