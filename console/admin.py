@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from console.admin_filters import NullFilter, ReadOnlyAdminMixin
+from console.admin_paging import IndexedSearchMixin, LargeTablePaginator
 from console.admin_reasons import StaffReasonForm, is_submitted, reason_page
 from console.errors import ServiceError
 from console.models import ApiKey, AuditEvent, Membership, Tenant, User
@@ -122,9 +123,12 @@ class UserAdmin(DjangoUserAdmin):
         ),
     )
     list_display = ("email", "full_name", "language", "is_staff", "is_active", "date_joined")
-    list_filter = ("is_staff", "is_superuser", "is_active", "language", "memberships__tenant")
+    # No tenant filter: it would list every tenant; a tenant's page lists its members.
+    list_filter = ("is_staff", "is_superuser", "is_active", "language")
     search_fields = ("email", "full_name")
     ordering = ("email",)
+    paginator = LargeTablePaginator
+    show_full_result_count = False
     readonly_fields = ("last_login", "date_joined")
     inlines = (UserMembershipInline,)
 
@@ -312,12 +316,14 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(IndexedSearchMixin, admin.ModelAdmin):
     list_display = ("user", "tenant", "role", "created_at")
-    list_filter = ("role", "tenant")
+    list_filter = ("role",)
     list_select_related = ("user", "tenant")
     search_fields = ("user__email", "user__full_name", "tenant__name", "tenant__slug")
     autocomplete_fields = ("user", "tenant")
+    paginator = LargeTablePaginator
+    show_full_result_count = False
     readonly_fields = ("created_at",)
 
     def save_model(self, request, obj, form, change):
@@ -362,7 +368,7 @@ class ApiKeyAddForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(IndexedSearchMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "tenant",
@@ -373,10 +379,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     )
-    list_filter = (ApiKeyStateFilter, "role", "tenant")
+    list_filter = (ApiKeyStateFilter, "role")
     list_select_related = ("tenant",)
     search_fields = ("name", "prefix", "tenant__name", "tenant__slug")
     autocomplete_fields = ("tenant",)
+    paginator = LargeTablePaginator
+    show_full_result_count = False
     actions = ("revoke",)
 
     @admin.display(boolean=True, description=_("active"))
@@ -460,14 +468,25 @@ class AuditActorFilter(NullFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: append-only, so staff may read it but never add, change or delete."""
 
     list_display = ("created_at", "tenant", "action", "target_type", "target_id", "who")
-    list_filter = ("action", "tenant", "created_at", "target_type", AuditActorFilter)
+    list_filter = ("action", "created_at", "target_type", AuditActorFilter)
     list_select_related = ("tenant", "actor")
-    search_fields = ("action", "target_id", "actor_label", "actor__email", "tenant__name")
+    # Prefix and exact look-ups on the trail's own columns (audit_action_idx,
+    # audit_actor_label_idx, audit_target_id_idx); tenants and users on their own tables first.
+    search_fields = (
+        "action__startswith",
+        "actor_label__startswith",
+        "target_id__exact",
+        "actor__email",
+        "tenant__name",
+        "tenant__slug",
+    )
     date_hierarchy = "created_at"
+    paginator = LargeTablePaginator
+    show_full_result_count = False
     readonly_fields = (
         "created_at",
         "tenant",

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from console.admin_paging import IndexedSearchMixin, LargeTablePaginator
 from devices import services
 from devices.models import (
     MAX_CAMERAS_PER_DEVICE,
@@ -51,7 +52,7 @@ class CameraInline(admin.TabularInline):
 
 
 @admin.register(FieldDevice)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(IndexedSearchMixin, admin.ModelAdmin):
     list_display = (
         "serial",
         "name",
@@ -60,10 +61,13 @@ class DeviceAdmin(admin.ModelAdmin):
         "camera_count",
         "created_at",
     )
-    list_filter = ("tenant", "created_at")
+    # A tenant is found by searching its name or slug: a filter would list every tenant.
+    list_filter = ("created_at",)
     list_select_related = ("tenant",)
     search_fields = ("serial", "name", "tenant__name", "tenant__slug")
     autocomplete_fields = ("tenant",)
+    paginator = LargeTablePaginator
+    show_full_result_count = False
     inlines = (CameraInline,)
 
     @admin.display(description=_("cameras"))
@@ -145,7 +149,7 @@ class CameraForm(forms.ModelForm):
 
 
 @admin.register(Camera)
-class CameraAdmin(admin.ModelAdmin):
+class CameraAdmin(IndexedSearchMixin, admin.ModelAdmin):
     form = CameraForm
     list_display = (
         "__str__",
@@ -158,10 +162,18 @@ class CameraAdmin(admin.ModelAdmin):
         "enabled",
         "priority",
     )
-    list_filter = ("enabled", "device__tenant")
+    list_filter = ("enabled",)
     list_select_related = ("device__tenant",)
-    search_fields = ("name", "device__serial", "device__name", "device__tenant__name")
+    search_fields = (
+        "name",
+        "device__serial",
+        "device__name",
+        "device__tenant__name",
+        "device__tenant__slug",
+    )
     autocomplete_fields = ("device",)
+    paginator = LargeTablePaginator
+    show_full_result_count = False
 
     @admin.display(description=_("tenant"), ordering="device__tenant__name")
     def tenant(self, obj: Camera):
@@ -202,12 +214,13 @@ class CameraAdmin(admin.ModelAdmin):
 
 
 @admin.register(RemoteCockpit)
-class CockpitAdmin(admin.ModelAdmin):
+class CockpitAdmin(IndexedSearchMixin, admin.ModelAdmin):
     list_display = ("name", "tenant", "created_at")
-    list_filter = ("tenant",)
     list_select_related = ("tenant",)
     search_fields = ("name", "tenant__name", "tenant__slug")
     autocomplete_fields = ("tenant",)
+    paginator = LargeTablePaginator
+    show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):
         return ("created_at",) if obj is None else ("tenant", "created_at")
@@ -248,7 +261,7 @@ class SessionStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ControlSession)
-class ControlSessionAdmin(admin.ModelAdmin):
+class ControlSessionAdmin(IndexedSearchMixin, admin.ModelAdmin):
     """Read-mostly: sessions are made by cockpits through the API. Staff may end one."""
 
     list_display = (
@@ -262,10 +275,17 @@ class ControlSessionAdmin(admin.ModelAdmin):
         "ended_at",
         "end_reason",
     )
-    list_filter = (SessionStateFilter, "end_reason", "device__tenant", "started_at")
+    list_filter = (SessionStateFilter, "end_reason", "started_at")
     list_select_related = ("device__tenant", "cockpit")
-    search_fields = ("id__exact", "device__serial", "cockpit__name", "device__tenant__name")
-    date_hierarchy = "started_at"
+    search_fields = (
+        "=id",
+        "device__serial",
+        "device__tenant__name",
+        "device__tenant__slug",
+        "cockpit__name",
+    )
+    paginator = LargeTablePaginator
+    show_full_result_count = False
     actions = ("end_sessions",)
     readonly_fields = (
         "device",

@@ -9,24 +9,20 @@ import re
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from console.admin_filters import NullFilter, ReadOnlyAdminMixin
+from console.admin_paging import IndexedSearchMixin, LargeTablePaginator
 from console.errors import ServiceError
 from devices.admin import DeviceAdmin
 from devices.models import FieldDevice
-from licensing import rules, services
+from licensing import services
 from licensing.models import License, SentReminder
-
-
-def _valid_now() -> Q:
-    """R5/R6 validity now, through the device's `licenses` relation: the rule of
-    LicenseQuerySet.valid_at, as a filter for an annotation."""
-    return rules.valid_q(timezone.now(), "licenses__")
 
 
 class LicensedDeviceAdmin(DeviceAdmin):
@@ -40,9 +36,17 @@ class LicensedDeviceAdmin(DeviceAdmin):
     list_display = (*DeviceAdmin.list_display, "licenses_valid")
 
     def get_queryset(self, request):
-        return (
-            super().get_queryset(request).annotate(lic_valid=Count("licenses", filter=_valid_now()))
+        # A subquery per shown row, not a join grouped over every license: PostgreSQL runs
+        # it for the page's rows only (a GROUP BY over 1,000,000 licenses took 0.5 s).
+        valid = (
+            License.objects.valid_at(timezone.now())
+            .filter(device=OuterRef("pk"))
+            .order_by()
+            .values("device")
+            .annotate(n=Count("pk"))
+            .values("n")
         )
+        return super().get_queryset(request).annotate(lic_valid=Coalesce(Subquery(valid), 0))
 
     @admin.display(description=_("valid licenses"), ordering="lic_valid")
     def licenses_valid(self, obj: FieldDevice) -> int:
@@ -131,7 +135,7 @@ class LicenseForm(forms.ModelForm):
 
 
 @admin.register(License)
-class LicenseAdmin(admin.ModelAdmin):
+class LicenseAdmin(IndexedSearchMixin, admin.ModelAdmin):
     form = LicenseForm
     list_display = (
         "__str__",
@@ -144,10 +148,16 @@ class LicenseAdmin(admin.ModelAdmin):
         "last_service_date",
         "first_served_at",
     )
-    list_filter = (StatusNowFilter, "status", BoundFilter, "tenant", "expires_at")
+    # No tenant filter (a thousand links): search the tenant's name or slug, or follow the
+    # tenant's link. No date hierarchy: its year list scans every license; the expiry
+    # filter below uses license_exp_id_idx.
+    list_filter = (StatusNowFilter, "status", BoundFilter, "expires_at")
     list_select_related = ("tenant", "device")
-    search_fields = ("id__exact", "tenant__name", "tenant__slug", "device__serial")
-    date_hierarchy = "expires_at"
+    # Run by IndexedSearchMixin: a number is the id; tenants and devices are looked up on
+    # their own tables first.
+    search_fields = ("=id", "tenant__name", "tenant__slug", "device__serial")
+    paginator = LargeTablePaginator
+    show_full_result_count = False
     actions = ("unbind",)
     fields = (
         "tenant",
@@ -230,7 +240,7 @@ class LicenseAdmin(admin.ModelAdmin):
 
 
 @admin.register(SentReminder)
-class SentReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SentReminderAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """R11's exactly-once record of renewal emails: written by the reminder job only."""
 
     list_display = (
@@ -242,7 +252,9 @@ class SentReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "attempts",
         "sent_at",
     )
-    list_filter = ("status", "milestone", "tenant", "expiry_date")
+    list_filter = ("status", "milestone", "expiry_date")
     list_select_related = ("tenant",)
     search_fields = ("tenant__name", "tenant__slug", "note")
     date_hierarchy = "expiry_date"
+    paginator = LargeTablePaginator
+    show_full_result_count = False
