@@ -10,7 +10,7 @@ from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from billing import selectors, services
 from billing.forms import QUOTE_ROWS, OrderNewForm, QuoteForm, RefundRequestForm, RenewForm
@@ -23,7 +23,7 @@ from devices.models import Camera, FieldDevice
 from licensing.views import license_list_page
 
 
-@require_GET
+@require_safe
 @login_required
 def order_receipt(request, order_id: int):
     """A paid order's receipt, for members of its tenant; anyone else gets a 404."""
@@ -93,7 +93,7 @@ def _create_order(request, form, *, body: dict, **order_kwargs) -> Order | None:
     return order
 
 
-@require_GET
+@require_safe
 @member_required
 def order_list(request):
     orders = Order.objects.filter(tenant=request.tenant).order_by("-created_at", "-id")
@@ -133,7 +133,7 @@ def _order_page(request, order: Order, *, refund_form: RefundRequestForm | None 
     return render(request, "billing/order_detail.html", context)
 
 
-@require_GET
+@require_safe
 @member_required
 def order_detail(request, order_id: int):
     order = selectors.order_get(request.tenant, order_id)
@@ -205,7 +205,7 @@ def _quote_form(request) -> tuple[QuoteForm, FieldDevice | None]:
     return QuoteForm(), None
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @member_required
 @change_required
 def order_new(request):

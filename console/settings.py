@@ -1,9 +1,10 @@
 """Field Console settings: one module, read from the environment (django-environ).
 
 Every name below that an operator can set is listed in `.env.example` and in
-../shared/CONTRACT.md. Malformed values fail loudly at start-up.
+docs/ and the README. Malformed values fail loudly at start-up.
 """
 
+import re
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -261,6 +262,29 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- REST framework -----------------------------------------------------------------------
+# The cache: Redis when REDIS_URL is set (API rate limits are then shared by every web
+# process, as the contract needs); the embedded default keeps it in the process.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "fc",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# API calls per key, e.g. "600/s" or "20000/m" (DRF's rate syntax). Unset (the default): no
+# limit, as fleets share keys and a surprise 429 would stop their gateways.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="").strip()
+if API_RATE_LIMIT and not re.fullmatch(
+    r"[1-9][0-9]*/(s|m|h|d|sec|second|min|minute|hour|day)", API_RATE_LIMIT
+):
+    raise ImproperlyConfigured(
+        "API_RATE_LIMIT must look like 600/s, 20000/m, 500000/h or 1000000/d."
+    )
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "console.api_auth.ApiKeyAuthentication",
@@ -278,6 +302,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "console.api_errors.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": (
+        ["console.api_throttle.ApiKeyRateThrottle"] if API_RATE_LIMIT else []
+    ),
+    "DEFAULT_THROTTLE_RATES": {"api_key": API_RATE_LIMIT or None},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Field Console API",

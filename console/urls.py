@@ -6,6 +6,8 @@ from billing.urls import order_page_patterns
 from console import views
 from licensing import api as licensing_api
 
+handler500 = "console.views.server_error"
+
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path(".well-known/jwks.json", licensing_api.jwks, name="jwks"),

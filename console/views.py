@@ -6,6 +6,7 @@ member page gets its objects through tenant-scoped querysets, so another tenant'
 404.
 """
 
+import sys
 from collections import Counter
 from functools import wraps
 
@@ -14,17 +15,19 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.db.models import Min
-from django.http import HttpResponseForbidden, JsonResponse
+from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse_lazy
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from console import beta_services
+from console.api_errors import error_body
 from console.beta_selectors import beta_application_audit_trail, beta_application_current
 from console.errors import ServiceError
 from console.forms import (
@@ -38,9 +41,33 @@ from console.models import ApiKey, BetaApplication, Membership, User
 from console.services import api_key_create, api_key_revoke
 from licensing.selectors import device_licensing, devices_with_license_counts, license_list
 
+# Paths whose every answer is JSON, errors included (CONTRACT: "Errors are JSON").
+_JSON_PREFIXES = ("/api/", "/.well-known/")
+
+
+def server_error(request):
+    """handler500: every uncaught error. The API answers JSON — 503 SERVICE_UNAVAILABLE
+    when the database cannot be reached, else 500 SERVER_ERROR — and pages a page of their
+    own in the visitor's language (no base template: it needs the database)."""
+    exc = sys.exc_info()[1]
+    unavailable = isinstance(exc, OperationalError | InterfaceError)
+    status = 503 if unavailable else 500
+    if request.path.startswith(_JSON_PREFIXES):
+        if unavailable:
+            body = error_body("SERVICE_UNAVAILABLE", _("The service is unavailable; try again."))
+        else:
+            body = error_body("SERVER_ERROR", _("Something went wrong on our side."))
+        response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    else:
+        page = "503.html" if unavailable else "500.html"
+        response = HttpResponse(render_to_string(page, {}), status=status)
+    if unavailable:
+        response["Retry-After"] = "30"
+    return response
+
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request):
     """200 {"status": "ok"} when the database answers, 503 otherwise (CONTRACT.md)."""
     try:
@@ -106,7 +133,7 @@ def form_errors_from(form, exc: ServiceError) -> None:
 # --- Accounts -------------------------------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def signup(request):
     if request.user.is_authenticated:
         return redirect("dashboard")
@@ -160,7 +187,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 
 @login_required
-@require_GET
+@require_safe
 def dashboard(request):
     membership = current_membership(request)
     if membership is None:
@@ -188,7 +215,7 @@ def dashboard(request):
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def apply(request):
     if current_membership(request) is not None:
         return redirect("dashboard")
@@ -214,7 +241,7 @@ def apply(request):
 
 
 @login_required
-@require_GET
+@require_safe
 def application(request):
     current = beta_application_current(applicant=request.user)
     if current is None:
@@ -270,7 +297,7 @@ def _can_manage_keys(request) -> bool:
 
 
 @member_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def api_keys(request):
     tenant = request.tenant
     can_manage = _can_manage_keys(request)
@@ -325,7 +352,7 @@ def api_key_revoke_view(request, pk: int):
 
 
 @member_required
-@require_GET
+@require_safe
 def team(request):
     members = (
         Membership.objects.filter(tenant=request.tenant)

@@ -41,7 +41,7 @@ def _bound(form_class, request, **kwargs):
     return form_class(request.POST if request.method == "POST" else None, **kwargs)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @member_required
 @change_required
 def device_list(request):
@@ -76,7 +76,7 @@ def device_list(request):
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @member_required
 @change_required
 def device_edit(request, device_id: int):
@@ -105,7 +105,7 @@ def device_edit(request, device_id: int):
     return render(request, "devices/device_form.html", {"device": device, "form": form})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @member_required
 @change_required
 def camera_add(request, device_id: int):
@@ -141,7 +141,7 @@ def camera_add(request, device_id: int):
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @member_required
 @change_required
 def camera_edit(request, device_id: int, camera_id: int):

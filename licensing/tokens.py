@@ -145,10 +145,11 @@ def published_keys(*, at: dt.datetime | None = None) -> list[SigningKey]:
     keys, minus those whose successor began signing more than a TTL ago (their last token
     has expired)."""
     at = at or timezone.now()
+    signing_key_current(at=at)  # the first key is made on first use, a JWKS fetch included
     keys = list(SigningKey.objects.filter(retired_at__isnull=True).order_by("generation"))
     ttl = dt.timedelta(seconds=token_ttl())
     published = []
-    for key, successor in zip(keys, [*keys[1:], None], strict=True):
+    for key, successor in zip(keys, [*keys[1:], None], strict=False):
         if successor is None or successor.signs_from + ttl > at:
             published.append(key)
     return published

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from console.errors import Conflict, ServiceError
 from console.pages import can_change, change_required, form_errors_from, form_key, member_required
@@ -98,7 +98,7 @@ def _device_page(request, device: FieldDevice, *, bind_form: BindCountForm | Non
     return render(request, "licensing/device_detail.html", context)
 
 
-@require_GET
+@require_safe
 @member_required
 def device_detail(request, device_id: int):
     return _device_page(request, _device(request, device_id))
@@ -151,7 +151,7 @@ def device_bind_licenses(request, device_id: int):
     return _device_page(request, device, bind_form=form)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @member_required
 @change_required
 def device_delete(request, device_id: int):
@@ -238,7 +238,7 @@ def license_list_page(request, *, renew_form=None):
     return render(request, "licensing/license_list.html", context)
 
 
-@require_GET
+@require_safe
 @member_required
 def licenses(request):
     return license_list_page(request)
