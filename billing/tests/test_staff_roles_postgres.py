@@ -189,6 +189,8 @@ def test_only_reviewers_move_applications(client, request, who):
 def test_reviewer_suspends_with_a_reason_and_reactivates_from_the_buttons(
     client, reviewer, tenant, alice
 ):
+    alice.language = "en"
+    alice.save(update_fields=["language"])
     as_user(client, reviewer)
     change = client.get(f"{TENANTS}{tenant.pk}/change/")
     assert change.context["status_button"]["url"] == f"{TENANTS}{tenant.pk}/suspend/"
