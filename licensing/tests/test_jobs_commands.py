@@ -112,9 +112,11 @@ def test_r5_expirelicenses_records_audits_and_notifies_once(fleet, mailoutbox):
         (fleet["acme"].pk, 0, EXPIRY_DATE, "sent", ["alice@example.com", "dave@example.com"], 3),
         (fleet["ports"].pk, 0, EXPIRY_DATE, "sent", ["erin@example.com"], 1),
     ]
-    assert sorted(m.subject for m in mailoutbox) == [
-        "Acme Mining: 3 licenses expired on 2027-03-16",
-        "Other Ports: 1 license expired on 2027-03-16",
+    # R13: one email per recipient
+    assert sorted((m.to[0], m.subject) for m in mailoutbox) == [
+        ("alice@example.com", "Acme Mining: 3 licenses expired on 2027-03-16"),
+        ("dave@example.com", "Acme Mining: 3 licenses expired on 2027-03-16"),
+        ("erin@example.com", "Other Ports: 1 license expired on 2027-03-16"),
     ]
     acme_mail = next(m for m in mailoutbox if m.subject.startswith("Acme"))
     assert "Truck 1 (truck_1): full service → no service" in acme_mail.body
@@ -125,7 +127,7 @@ def test_r5_expirelicenses_records_audits_and_notifies_once(fleet, mailoutbox):
     assert statuses() == expected
     assert expiry_audit().count() == 2
     assert SentReminder.objects.count() == 2
-    assert len(mailoutbox) == 2
+    assert len(mailoutbox) == 3
 
 
 def test_r5_expirelicenses_in_small_batches_and_sending_in_process(fleet, mailoutbox):
@@ -136,7 +138,7 @@ def test_r5_expirelicenses_in_small_batches_and_sending_in_process(fleet, mailou
     named = sorted(pk for e in events for pk in e.data["licenses"])
     assert named == sorted([*fleet["expiring"], fleet["ports_expiring"]])
     assert SentReminder.objects.filter(status="sent", milestone=0).count() == 2
-    assert len(mailoutbox) == 2
+    assert len(mailoutbox) == 3  # alice and dave (Acme), erin (Ports)
 
 
 def test_r11_sendrenewalreminders_sends_each_milestone_once_and_records_nothing_else(
@@ -149,9 +151,10 @@ def test_r11_sendrenewalreminders_sends_each_milestone_once_and_records_nothing_
         (fleet["acme"].pk, 7, "sent", 3),
         (fleet["ports"].pk, 7, "sent", 1),
     ]
-    acme_mail = next(m for m in mailoutbox if m.subject.startswith("Acme"))
+    acme_mails = [m for m in mailoutbox if m.subject.startswith("Acme")]
+    assert sorted(m.to[0] for m in acme_mails) == ["alice@example.com", "dave@example.com"]
+    acme_mail = acme_mails[0]
     assert acme_mail.subject == "Acme Mining: 3 licenses expire in 7 days (2027-03-16)"
-    assert acme_mail.to == ["alice@example.com", "dave@example.com"]
     assert "Truck 1 (truck_1): full service → no service" in acme_mail.body
     assert "valid licenses: 2 → 0 (2 needed)" in acme_mail.body
     # the reminder job records no license change and writes no expiry audit
@@ -161,7 +164,7 @@ def test_r11_sendrenewalreminders_sends_each_milestone_once_and_records_nothing_
     # re-runs the same day, and an overlapping one an hour later: nothing more
     for at in (cst(2027, 3, 9, 9, 1), cst(2027, 3, 9, 10)):
         assert "Reminders claimed: 0" in run("sendrenewalreminders", at)
-    assert len(mailoutbox) == 2
+    assert len(mailoutbox) == 3
 
 
 def test_r11_r5_when_the_expiry_job_was_down_the_reminder_job_sends_the_notice(fleet, mailoutbox):
@@ -175,6 +178,7 @@ def test_r11_r5_when_the_expiry_job_was_down_the_reminder_job_sends_the_notice(f
     ]
     assert sorted(m.subject for m in mailoutbox) == [
         "Acme Mining: 3 licenses expired on 2027-03-16",
+        "Acme Mining: 3 licenses expired on 2027-03-16",
         "Other Ports: 1 license expired on 2027-03-16",
     ]
     assert not expiry_audit().exists()  # recorded by the expiry job only
@@ -184,7 +188,7 @@ def test_r11_r5_when_the_expiry_job_was_down_the_reminder_job_sends_the_notice(f
     assert expiry_audit().count() == 2
     assert statuses()[fleet["lasting"]] == "active"
     assert SentReminder.objects.count() == 2
-    assert len(mailoutbox) == 2
+    assert len(mailoutbox) == 3
 
 
 def test_r11_an_owner_who_left_is_not_written_to(fleet, mailoutbox):

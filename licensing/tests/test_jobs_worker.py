@@ -107,5 +107,7 @@ def test_r5_r11_worker_on_redis_expires_and_sends_the_notice(redis_worker):
     assert wait_for(
         lambda: SentReminder.objects.filter(tenant=tenant, status="sent", milestone=0).exists()
     )
+    # …and stored its email in the outbox, whose own task (R13) the worker ran next
+    assert wait_for(lambda: len(mail.outbox) >= 1)
     assert [m.to for m in mail.outbox] == [["owner@example.com"]]
     assert "Redis Mining: 1 license expired on" in mail.outbox[0].subject
