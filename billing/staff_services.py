@@ -1,5 +1,6 @@
 """Staff's side of billing (R13): cancelling an order with a reason the customer is told,
-and the staff notices — a new refund request, the morning digest of what waits.
+and the morning digest of what waits (the new-refund-request notice is
+billing.services.notifications.refund_request_notify_staff, sent by the request itself).
 
 Every email is sent inside the transaction of the change it tells of, so it is stored with
 the change (console.emails) and goes out only if the change commits.
@@ -13,7 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import services
-from billing.models import Order, RefundRequest
+from billing.models import Order
+from billing.services.notifications import refund_request_notify_staff  # noqa: F401 - re-export
 from billing.staff_selectors import OVERDUE_AFTER, billing_queue, overdue_orders, review_queue
 from console.emails import send_templated_email, tenant_recipients
 from console.services import Actor
@@ -40,27 +42,6 @@ def order_cancel_by_staff(*, order: Order | int, actor: Actor, reason: str = "")
             dedup_key=f"order-cancelled:{cancelled.pk}",
         )
     return cancelled
-
-
-def refund_request_notify_staff(refund_request: RefundRequest) -> int:
-    """R13: Billing (or STAFF_NOTIFY_EMAILS) hears of a new refund request. Called in the
-    request's transaction. Returns the number of emails."""
-    recipients = staff_notice_recipients(BILLING)
-    url = settings.SITE_URL + reverse(
-        "admin:billing_refundrequest_change", args=[refund_request.pk]
-    )
-    send_templated_email(
-        recipients=recipients,
-        template_prefix="emails/staff_refund_requested",
-        context={
-            "refund": refund_request,
-            "order": refund_request.order,
-            "tenant": refund_request.order.tenant,
-            "admin_url": url,
-        },
-        dedup_key=f"refund-requested:{refund_request.pk}:staff",
-    )
-    return len(recipients)
 
 
 def staff_digest_send(*, at: dt.datetime | None = None) -> int:

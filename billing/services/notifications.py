@@ -17,6 +17,7 @@ from django.urls import reverse
 from billing.models import Order, OrderLicense, Payment, RefundRequest
 from console.emails import send_templated_email, tenant_recipients
 from console.models import Tenant
+from console.staff import BILLING, staff_notice_recipients
 from licensing.models import License
 from licensing.rules import last_service_date
 
@@ -161,3 +162,24 @@ def refund_decided_notify(refund_request: RefundRequest, order: Order) -> int:
         },
         dedup_key=f"refund-decided:{refund_request.pk}",
     )
+
+
+def refund_request_notify_staff(refund_request: RefundRequest) -> int:
+    """R13: Billing (or STAFF_NOTIFY_EMAILS) hears of a new refund request. Called in the
+    request's transaction. Returns the number of emails."""
+    recipients = staff_notice_recipients(BILLING)
+    url = settings.SITE_URL + reverse(
+        "admin:billing_refundrequest_change", args=[refund_request.pk]
+    )
+    send_templated_email(
+        recipients=recipients,
+        template_prefix="emails/staff_refund_requested",
+        context={
+            "refund": refund_request,
+            "order": refund_request.order,
+            "tenant": refund_request.order.tenant,
+            "admin_url": url,
+        },
+        dedup_key=f"refund-requested:{refund_request.pk}:staff",
+    )
+    return len(recipients)

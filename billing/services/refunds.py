@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import Order, OrderLicense, RefundRequest
 from billing.services.common import actor_label, actor_user, lock_order
-from billing.services.notifications import refund_decided_notify
+from billing.services.notifications import refund_decided_notify, refund_request_notify_staff
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Tenant
 from console.services import Actor, audit_record
@@ -120,6 +120,8 @@ def order_refund_request(
         actor=actor,
         data={"order": order.pk, "amount": str(order.total), "reason": reason},
     )
+    # R13: Billing hears of it, stored with the request (sent only if it commits).
+    refund_request_notify_staff(request)
     return request
 
 
@@ -240,7 +242,7 @@ def refund_reject(
         action="refund.rejected",
         target=request,
         actor=actor,
-        data={"order": order.pk, "note": request.decision_note},
+        data={"order": order.pk, "reason": request.decision_note},
     )
     # R13: the customer hears of the decision with staff's reason, once it commits.
     refund_decided_notify(request, order)
