@@ -52,6 +52,9 @@ GROUP_PERMISSIONS: dict[str, list[tuple[str, str, str]]] = {
         ("console", "tenant", "view_tenant"),
         ("console", "tenant", "suspend_tenant"),
         ("console", "auditevent", "view_auditevent"),
+        # The outbox (R13): see what was sent to applicants and customers, retry a failure.
+        ("console", "outboundemail", "view_outboundemail"),
+        ("console", "outboundemail", "change_outboundemail"),
     ],
     BILLING: [
         ("billing", "order", "view_order"),
@@ -62,6 +65,8 @@ GROUP_PERMISSIONS: dict[str, list[tuple[str, str, str]]] = {
         ("billing", "refundrequest", "decide_refund"),
         ("billing", "tenanttotals", "view_tenanttotals"),
         ("console", "auditevent", "view_auditevent"),
+        ("console", "outboundemail", "view_outboundemail"),
+        ("console", "outboundemail", "change_outboundemail"),
     ],
 }
 
