@@ -4,6 +4,7 @@ keep them exactly, including where a trailing slash is and is not."""
 from django.urls import path, re_path
 
 from billing import api as billing_api
+from console import api_webhooks as webhooks_api
 from console.api_errors import api_not_found
 from devices import api as devices_api
 from licensing import api as licensing_api
@@ -61,6 +62,35 @@ urlpatterns = [
         "orders/<int:id>/refund-request",
         billing_api.OrderRefundRequestApi.as_view(),
         name="api-order-refund-request",
+    ),
+    # Webhooks (R15).
+    path(
+        "webhook-endpoints/", webhooks_api.EndpointListApi.as_view(), name="api-webhook-endpoints"
+    ),
+    path(
+        "webhook-endpoints/<int:id>/",
+        webhooks_api.EndpointDetailApi.as_view(),
+        name="api-webhook-endpoint",
+    ),
+    path(
+        "webhook-endpoints/<int:id>/deliveries/",
+        webhooks_api.DeliveryListApi.as_view(),
+        name="api-webhook-deliveries",
+    ),
+    path(
+        "webhook-endpoints/<int:id>/deliveries/<int:delivery_id>/retry",
+        webhooks_api.DeliveryRetryApi.as_view(),
+        name="api-webhook-delivery-retry",
+    ),
+    path(
+        "webhook-endpoints/<int:id>/ping",
+        webhooks_api.EndpointPingApi.as_view(),
+        name="api-webhook-endpoint-ping",
+    ),
+    path(
+        "webhook-endpoints/<int:id>/rotate-secret",
+        webhooks_api.EndpointRotateSecretApi.as_view(),
+        name="api-webhook-endpoint-rotate-secret",
     ),
 ]
 

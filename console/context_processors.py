@@ -12,6 +12,7 @@ NAV_ITEMS = [
     ("licenses", _("Licenses")),
     ("orders", _("Orders")),
     ("api-keys", _("API keys")),
+    ("webhooks", _("Webhooks")),
     ("team", _("Team")),
 ]
 

@@ -1,11 +1,13 @@
 import hashlib
 import secrets
+import uuid
 from decimal import Decimal
 from email.utils import make_msgid
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -554,3 +556,145 @@ class OutboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.to}: {self.subject}"
+
+
+# --- Webhooks (R15) ----------------------------------------------------------------------------
+
+
+class WebhookEndpoint(models.Model):
+    """A tenant's receiver of webhook events (R15, console.webhooks).
+
+    The signing secret must be readable to sign each delivery (a digest would not do), so it
+    is stored encrypted with a key derived from SECRET_KEY (console.webhooks, as
+    licensing.tokens does for its signing keys). After a rotation the previous secret keeps
+    signing too until `previous_secret_until` (24 h), so receivers can switch without loss.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints", verbose_name=_("tenant")
+    )
+    url = models.CharField(_("URL"), max_length=2000)
+    # Event types this endpoint receives, or ["*"] for all of them.
+    events = models.JSONField(_("events"), default=list)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(editable=False, blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # R15: the first failed delivery since the last success; 72 h later the endpoint is
+    # disabled and the tenant's owners are told.
+    failing_since = models.DateTimeField(_("failing since"), null=True, blank=True)
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    disabled_at = models.DateTimeField(_("disabled"), null=True, blank=True)
+    disabled_reason = models.CharField(_("disabled because"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+        ordering = ["created_at", "id"]
+        indexes = [
+            # webhook_event_record's look-up of a tenant's enabled endpoints, on every change
+            # that may emit an event.
+            models.Index(
+                fields=["tenant"], condition=Q(enabled=True), name="webhook_endpoint_enabled_idx"
+            ),
+            # The sweep's "failing for 72 hours" check.
+            models.Index(
+                fields=["failing_since"],
+                condition=Q(enabled=True, failing_since__isnull=False),
+                name="webhook_endpoint_failing_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookEvent(models.Model):
+    """One event of a tenant, stored in the transaction of the change that caused it. Its id
+    is the `webhook-id` of every delivery and retry (`msg_<hex>`), for de-duplication."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="webhook_events", verbose_name=_("tenant")
+    )
+    type = models.CharField(_("type"), max_length=64)
+    data = models.JSONField(_("data"), default=dict, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="webhook_event_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.msg_id} {self.type}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"msg_{self.id.hex}"
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint, and its last attempt (the per-delivery log).
+
+    Workers claim a delivery as the email outbox does (console.outbox): one conditional
+    UPDATE sets a lease and a claim token, so two workers never send one delivery at once;
+    a worker that dies mid-send leaves it to be sent again after the lease (at least once,
+    with the same `webhook-id`)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("endpoint"),
+    )
+    event = models.ForeignKey(
+        WebhookEvent, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("event")
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.CharField(max_length=32, blank=True, editable=False)
+    # The last attempt: when, its answer (status, first 1 kB of the body), how long, why not.
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    response_body = models.TextField(_("response body (first 1 kB)"), blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=1000, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event"], name="webhook_delivery_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "succeeded", "failed"]),
+                name="webhook_delivery_status_valid",
+            ),
+        ]
+        indexes = [
+            # The workers' claim and the sweep: pending deliveries whose attempt is due.
+            # Partial: delivered and failed rows, nearly all of the table, are not in it.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="webhook_delivery_due_idx",
+            ),
+            # An endpoint's deliveries, newest first (API and console page).
+            models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_list_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id} ({self.status})"

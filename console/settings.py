@@ -223,6 +223,14 @@ if CONTROL_LEASE_SECONDS < 1:
     raise ImproperlyConfigured("CONTROL_LEASE_SECONDS must be at least 1.")
 # An API key's last_used_at is written at most this often (keeps the hot path read-only).
 API_KEY_TOUCH_SECONDS = 60
+# R15 webhooks (console.webhooks): http:// receivers, and receivers on private, loopback or
+# link-local networks (air-gapped sites), are refused unless allowed here; a CA file for
+# receivers whose certificates an internal CA signed.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+WEBHOOK_CA_BUNDLE = env.str("WEBHOOK_CA_BUNDLE", default="")
+if WEBHOOK_CA_BUNDLE and not Path(WEBHOOK_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(f"WEBHOOK_CA_BUNDLE: {WEBHOOK_CA_BUNDLE} is not a file.")
 
 # --- Celery -------------------------------------------------------------------------------
 # REDIS_URL set: Redis is the broker. Unset (the embedded default): a filesystem broker

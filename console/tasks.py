@@ -4,7 +4,7 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
-from console import outbox
+from console import outbox, webhooks
 from console.emails import EMAIL_SEND_TASK, message_from_payload
 
 # A sweep stops claiming new batches after SWEEP_BUDGET seconds (the next minute's sweep
@@ -23,6 +23,18 @@ def send_outbound_emails(message_ids: list[str] | None = None) -> dict:
     committed), or every due one (the periodic sweep, beat every minute)."""
     return outbox.outbound_emails_deliver(
         message_ids=message_ids, time_budget=SWEEP_BUDGET
+    ).as_dict()
+
+
+@shared_task(
+    name=webhooks.DELIVER_TASK, soft_time_limit=SEND_SOFT_TIME_LIMIT, time_limit=SEND_TIME_LIMIT
+)
+def deliver_webhooks(event_ids: list[str] | None = None) -> dict:
+    """R15: deliver webhook events: those of `event_ids` (queued when their change
+    committed), or every due delivery (the periodic sweep, beat every minute, which also
+    disables endpoints failing for 72 hours)."""
+    return webhooks.webhook_deliveries_deliver(
+        event_ids=event_ids, time_budget=SWEEP_BUDGET
     ).as_dict()
 
 

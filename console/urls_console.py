@@ -6,7 +6,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console import views
+from console import views, webhooks_views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -50,4 +50,17 @@ urlpatterns = [
     path("keys/", views.api_keys, name="api-keys"),
     path("keys/<int:pk>/revoke/", views.api_key_revoke_view, name="api-key-revoke"),
     path("team/", views.team, name="team"),
+    # Webhooks (R15)
+    path("webhooks/", webhooks_views.webhooks_page, name="webhooks"),
+    path("webhooks/<int:pk>/", webhooks_views.webhook_detail, name="webhook-detail"),
+    path(
+        "webhooks/<int:pk>/<str:action>/",
+        webhooks_views.webhook_action,
+        name="webhook-action",
+    ),
+    path(
+        "webhooks/<int:pk>/deliveries/<int:delivery_id>/retry/",
+        webhooks_views.webhook_delivery_retry,
+        name="webhook-delivery-retry",
+    ),
 ]
