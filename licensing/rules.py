@@ -75,6 +75,19 @@ def licenses_for_pixels(aggregate: int) -> int:
     return max(1, int(rounded))
 
 
+def licenses_for_pixels_sql(aggregate_sql: str) -> str:
+    """`licenses_for_pixels` as a SQL expression over an integer SQL expression, for pages
+    that filter or count devices by status in the database (10,000 devices).
+
+    Integers only, so nothing is rounded twice: for a ≥ 0, round_half_up(a / S) is
+    floor((2a + S) / 2S), and SQLite and PostgreSQL both truncate an integer division.
+    test_list_status checks it against licenses_for_pixels at every rounding edge."""
+    # CAST: PostgreSQL's SUM of integers is a numeric, whose division would not truncate.
+    doubled = f"(2 * CAST(({aggregate_sql}) AS BIGINT) + {STANDARD_PIXELS})"
+    rounded = f"({doubled} / {2 * STANDARD_PIXELS})"
+    return f"(CASE WHEN {rounded} < 1 THEN 1 ELSE {rounded} END)"
+
+
 def requirement(pixels: Iterable[int], max_concurrent_streams: int | None = None) -> Requirement:
     aggregate = aggregate_pixels(pixels, max_concurrent_streams)
     return Requirement(
@@ -256,6 +269,16 @@ def device_service(
         max_concurrent_streams=max_concurrent_streams,
     )
     return service_code(licenses_valid=licenses_valid, denied=choice.denied), choice
+
+
+def device_license_status_sql(*, required_sql: str, valid_sql: str) -> str:
+    """`device_license_status` as a SQL expression over two integer SQL expressions: the
+    device list filters and the dashboard counts devices by status with it."""
+    return (
+        f"(CASE WHEN ({valid_sql}) <= 0 THEN '{UNLICENSED}' "
+        f"WHEN ({valid_sql}) < ({required_sql}) THEN '{UNDER_LICENSED}' "
+        f"ELSE '{LICENSED}' END)"
+    )
 
 
 def device_license_status(*, required: int, valid: int) -> str:

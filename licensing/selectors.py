@@ -201,3 +201,234 @@ def device_entitlement_inputs(
         lic_unserved=int(first[9]),
         serial=first[10],
     )
+
+
+# --- the console's lists and dashboard at fleet size (10,000 devices) -------------------------
+#
+# Each page reads a constant number of statements whatever the fleet: the lists filter, sort
+# and count in the database and compute R1 in Python only for the 50 rows of a page; the
+# dashboard aggregates in the database.
+
+DEVICE_SORTS = {
+    "serial": ("serial", "id"),
+    "-serial": ("-serial", "-id"),
+    "name": ("name", "serial", "id"),
+    "-name": ("-name", "-serial", "-id"),
+    "created": ("created_at", "id"),
+    "-created": ("-created_at", "-id"),
+}
+DEVICE_STATUSES = (rules.LICENSED, rules.UNDER_LICENSED, rules.UNLICENSED)
+
+_STATUS_SQL: dict[str, str] = {}
+
+
+def _status_sql() -> str:
+    """R1 against R6 for each row of the device table, as one correlated scalar subquery:
+    its valid licenses now (rules.valid_q in SQL, as in _entitlement_sql) against its
+    requirement — the enabled cameras' pixels, the k largest when the device sets
+    k = max_concurrent_streams (rules.aggregate_pixels), through rules.licenses_for_pixels_sql
+    — and rules.device_license_status_sql. Written out because the ORM cannot sum the top k
+    of a window; test_list_status checks it against the rules on random fleets."""
+    sql = _STATUS_SQL.get(connection.vendor)
+    if sql is None:
+        q = connection.ops.quote_name
+        device, camera, lic = (q(m._meta.db_table) for m in (FieldDevice, Camera, License))
+        enabled = "c.enabled" if connection.vendor == "postgresql" else "c.enabled = 1"
+        required = f"""(SELECT {rules.licenses_for_pixels_sql("COALESCE(SUM(t.px), 0)")}
+            FROM (SELECT CAST(c.width AS BIGINT) * c.height AS px,
+                         ROW_NUMBER() OVER (ORDER BY c.width * c.height DESC, c.id) AS rn
+                  FROM {camera} c WHERE c.device_id = {device}.id AND {enabled}) t
+            WHERE t.rn <= COALESCE({device}.max_concurrent_streams,
+                                   {rules.MAX_CAMERAS_PER_DEVICE}))"""  # noqa: S608
+        valid = f"""(SELECT COUNT(*) FROM {lic} l
+            WHERE l.device_id = {device}.id AND l.status IN (%s, %s)
+              AND l.starts_at <= %s AND l.expires_at > %s)"""  # noqa: S608
+        status = rules.device_license_status_sql(required_sql="r.required", valid_sql="v.valid")
+        sql = f"""(SELECT {status} FROM (SELECT {valid} AS valid) v
+            CROSS JOIN (SELECT {required} AS required) r)"""  # noqa: S608
+        _STATUS_SQL[connection.vendor] = sql
+    return sql
+
+
+def _valid_count(at: dt.datetime):
+    from django.db.models import IntegerField, OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+
+    counts = (
+        License.objects.filter(device=OuterRef("pk"))
+        .filter(rules.valid_q(at))
+        .order_by()
+        .values("device")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+
+
+def devices_with_status(tenant: Tenant, *, at: dt.datetime | None = None) -> QuerySet[FieldDevice]:
+    """The tenant's devices annotated in the database with `lic_valid` (valid licenses now,
+    R5/R6) and `lic_status` (licensed / under-licensed / unlicensed, R1 against them), so a
+    page can filter, count and group by status without loading the fleet."""
+    from django.db.models import CharField
+    from django.db.models.expressions import RawSQL
+
+    at = at or timezone.now()
+    at_db = connection.ops.adapt_datetimefield_value(at)
+    # Only the models' own table names are interpolated (_status_sql); values are parameters.
+    params = [rules.ACTIVE, rules.EXPIRED, at_db, at_db]
+    status = RawSQL(_status_sql(), params, output_field=CharField())  # noqa: S611
+    return FieldDevice.objects.filter(tenant=tenant).annotate(
+        lic_valid=_valid_count(at), lic_status=status
+    )
+
+
+def device_search(
+    tenant: Tenant,
+    *,
+    q: str = "",
+    status: str = "",
+    sort: str = "serial",
+    at: dt.datetime | None = None,
+) -> QuerySet[FieldDevice]:
+    """The device list: search serial or name, filter by status, sort. The page's rows get
+    their cameras prefetched so R1 is shown from rules.requirement, not from the SQL."""
+    qs = devices_with_status(tenant, at=at)
+    q = q.strip()
+    if q:
+        qs = qs.filter(Q(serial__icontains=q) | Q(name__icontains=q))
+    if status in DEVICE_STATUSES:
+        qs = qs.filter(lic_status=status)
+    return qs.order_by(*DEVICE_SORTS.get(sort, DEVICE_SORTS["serial"])).prefetch_related(
+        Prefetch("cameras", queryset=Camera.objects.order_by("id"))
+    )
+
+
+def device_status_counts(tenant: Tenant, *, at: dt.datetime | None = None) -> dict[str, int]:
+    """Devices by status, one GROUP BY statement."""
+    counts = dict.fromkeys(DEVICE_STATUSES, 0)
+    rows = devices_with_status(tenant, at=at).order_by().values("lic_status")
+    for row in rows.annotate(n=Count("id")):
+        counts[row["lic_status"]] = row["n"]
+    return counts
+
+
+LICENSE_SORTS = {
+    "expires": ("expires_at", "id"),
+    "-expires": ("-expires_at", "-id"),
+    "id": ("id",),
+    "-id": ("-id",),
+}
+EXPIRY_WINDOWS = (7, 30, 90)
+
+
+def expiring_before(days: int, at: dt.datetime) -> dt.datetime:
+    """The instant before which a license expires within `days` Asia/Shanghai calendar days
+    (R11's count: days to the expiry date, so "within 7" includes an expiry date 7 days on)."""
+    from console.timeutils import business_date, start_of_business_day
+
+    return start_of_business_day(business_date(at) + dt.timedelta(days=days + 1))
+
+
+def license_search(
+    tenant: Tenant,
+    *,
+    q: str = "",
+    status: str | None = None,
+    device: str = "",
+    expiring_within: int | None = None,
+    sort: str = "expires",
+    at: dt.datetime | None = None,
+) -> QuerySet[License]:
+    """The license list: a license id ("L-12" or "12"), status at read time (R5), a device
+    (serial, or "none" for unbound), valid licenses expiring within N days, a sort."""
+    at = at or timezone.now()
+    qs = License.objects.filter(tenant=tenant)
+    q = q.strip().upper().removeprefix("L-")
+    if q:
+        qs = qs.filter(pk=int(q)) if q.isdigit() else qs.none()
+    if status:
+        qs = qs.with_status_at(status, at)
+    if device == "none":
+        qs = qs.filter(device__isnull=True)
+    elif device:
+        qs = qs.filter(device__serial=device.strip().lower())
+    if expiring_within:
+        qs = qs.valid_at(at).filter(expires_at__lt=expiring_before(expiring_within, at))
+    return qs.select_related("device").order_by(*LICENSE_SORTS.get(sort, LICENSE_SORTS["expires"]))
+
+
+@dataclass(frozen=True)
+class LicenseStats:
+    valid: int
+    bound: int
+    unbound: int
+    expiring_30: int
+    expiring_7: int
+    expired: int
+
+
+def license_stats(tenant: Tenant, *, at: dt.datetime | None = None) -> LicenseStats:
+    """The dashboard's license figures in one statement, with the license API's meanings:
+    valid now (R5), of those bound and unbound, expiring within 30 and 7 days, expired."""
+    at = at or timezone.now()
+    valid = rules.valid_q(at)
+    row = License.objects.filter(tenant=tenant).aggregate(
+        valid=Count("id", filter=valid),
+        bound=Count("id", filter=valid & Q(device__isnull=False)),
+        expiring_30=Count("id", filter=valid & Q(expires_at__lt=expiring_before(30, at))),
+        expiring_7=Count("id", filter=valid & Q(expires_at__lt=expiring_before(7, at))),
+        expired=Count("id", filter=rules.status_q(rules.EXPIRED, at)),
+    )
+    return LicenseStats(
+        valid=row["valid"],
+        bound=row["bound"],
+        unbound=row["valid"] - row["bound"],
+        expiring_30=row["expiring_30"],
+        expiring_7=row["expiring_7"],
+        expired=row["expired"],
+    )
+
+
+def license_expiry_timeline(
+    tenant: Tenant, *, months: int = 12, at: dt.datetime | None = None
+) -> list[tuple[dt.date, int]]:
+    """Valid licenses by the Asia/Shanghai month of their expiry date, for this month and
+    the next `months - 1`: [(first day of month, count)], months without expiries as 0."""
+    from django.db.models.functions import TruncMonth
+
+    from console.timeutils import BUSINESS_TZ, business_date, start_of_business_day
+
+    at = at or timezone.now()
+    today = business_date(at)
+    firsts = []
+    year, month = today.year, today.month
+    for _i in range(months + 1):
+        firsts.append(dt.date(year, month, 1))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    rows = (
+        License.objects.filter(tenant=tenant)
+        .filter(rules.valid_q(at), expires_at__lt=start_of_business_day(firsts[-1]))
+        .annotate(month=TruncMonth("expires_at", tzinfo=BUSINESS_TZ))
+        .order_by()
+        .values("month")
+        .annotate(n=Count("id"))
+    )
+    by_month = {}
+    for row in rows:
+        month_value = row["month"]
+        if isinstance(month_value, dt.datetime):
+            month_value = month_value.astimezone(BUSINESS_TZ).date()
+        by_month[month_value.replace(day=1)] = row["n"]
+    return [(first, by_month.get(first, 0)) for first in firsts[:-1]]
+
+
+def licenses_expiring_soonest(
+    tenant: Tenant, *, limit: int = 5, at: dt.datetime | None = None
+) -> list[License]:
+    at = at or timezone.now()
+    return list(
+        License.objects.filter(tenant=tenant)
+        .valid_at(at)
+        .select_related("device")
+        .order_by("expires_at", "id")[:limit]
+    )
