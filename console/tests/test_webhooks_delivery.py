@@ -128,12 +128,11 @@ def verify(secret, request, at):
 def test_delivery_is_signed_per_standard_webhooks(
     tenant, endpoint_secret, receiver, django_capture_on_commit_callbacks
 ):
-    endpoint, secret = endpoint_secret
+    _endpoint, secret = endpoint_secret
     assert secret.startswith("whsec_")
     # The task queued on commit delivers it (tasks run eagerly in tests).
-    with time_machine.travel(T0, tick=False):
-        with django_capture_on_commit_callbacks(execute=True):
-            event = record(tenant, data={"license": 7, "device": 3})
+    with time_machine.travel(T0, tick=False), django_capture_on_commit_callbacks(execute=True):
+        event = record(tenant, data={"license": 7, "device": 3})
     assert len(receiver.requests) == 1
     request = receiver.requests[0]
     payload = verify(secret, request, T0)
@@ -408,8 +407,8 @@ def test_secret_is_encrypted_at_rest(tenant, endpoint_secret):
 def test_two_claims_never_take_one_delivery(tenant, endpoint_secret):
     for _ in range(5):
         record(tenant)
-    token_a, first = webhooks.webhook_deliveries_claim(limit=3)
-    token_b, second = webhooks.webhook_deliveries_claim(limit=10)
+    _token_a, first = webhooks.webhook_deliveries_claim(limit=3)
+    _token_b, second = webhooks.webhook_deliveries_claim(limit=10)
     assert len(first) == 3 and len(second) == 2
     assert not {d.pk for d in first} & {d.pk for d in second}
     assert webhooks.webhook_deliveries_claim()[1] == []
@@ -418,7 +417,7 @@ def test_two_claims_never_take_one_delivery(tenant, endpoint_secret):
 def test_ping_and_manual_retry(
     tenant, endpoint_secret, receiver, django_capture_on_commit_callbacks
 ):
-    endpoint, secret = endpoint_secret
+    endpoint, _secret = endpoint_secret
     receiver.plan = [500]
     with django_capture_on_commit_callbacks(execute=True):
         delivery = webhooks.webhook_endpoint_ping(tenant=tenant, endpoint=endpoint)
