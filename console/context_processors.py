@@ -13,7 +13,11 @@ NAV_ITEMS = [
     ("orders", _("Orders")),
     ("api-keys", _("API keys")),
     ("webhooks", _("Webhooks")),
+    ("cockpits", _("Cockpits")),
+    ("control-sessions", _("Remote control")),
     ("team", _("Team")),
+    ("audit-log", _("Audit log")),
+    ("notification-settings", _("Notifications")),
 ]
 
 
@@ -38,7 +42,31 @@ def console(request) -> dict:
         cached = getattr(request, "membership", None)
         return cached if cached is not None else current_membership(request)
 
+    def suspension_reason():
+        # Read only by the shell's banner, and only for a suspended tenant's member.
+        tenant = getattr(request, "tenant", None)
+        if tenant is None:
+            found = membership()
+            tenant = found.tenant if found is not None else None
+        if tenant is None or tenant.is_active:
+            return ""
+        return tenant_suspension_reason(tenant)
+
     return {
         "console_membership": SimpleLazyObject(membership),
         "console_nav": SimpleLazyObject(lambda: _nav(request)),
+        "console_suspension_reason": SimpleLazyObject(suspension_reason),
     }
+
+
+def tenant_suspension_reason(tenant) -> str:
+    """The staff's reason from the tenant's last `tenant.suspended` audit event ("" if none)."""
+    from console.models import AuditEvent
+
+    event = (
+        AuditEvent.objects.filter(tenant=tenant, action="tenant.suspended")
+        .order_by("-created_at", "-id")
+        .values_list("data", flat=True)
+        .first()
+    )
+    return str((event or {}).get("reason") or "")

@@ -11,7 +11,13 @@ from functools import wraps
 from django.http import HttpResponseForbidden
 from django.utils.translation import gettext as _
 
-from console.views import MANAGER_ROLES, form_errors_from, member_required
+from console.views import (
+    MANAGER_ROLES,
+    form_errors_from,
+    member_required,
+    suspended_refusal,
+    tenant_writable,
+)
 
 __all__ = [
     "can_change",
@@ -25,15 +31,16 @@ __all__ = [
 
 def can_change(request) -> bool:
     """Owners and admins of an active tenant change things. Viewers, and every member of a
-    suspended tenant (R9: only an active tenant can buy), see the pages read-only."""
-    return request.membership.role in MANAGER_ROLES and request.tenant.is_active
+    suspended tenant (R9: only an active tenant can buy), see the pages read-only.
+
+    What the pages show (forms, buttons); the suspension itself is enforced for every POST
+    by member_required, before any view runs."""
+    return request.membership.role in MANAGER_ROLES and tenant_writable(request)
 
 
-def forbidden(request) -> HttpResponseForbidden:
-    if not request.tenant.is_active:
-        return HttpResponseForbidden(
-            _("This organisation is suspended: its pages are read-only until it is reactivated.")
-        )
+def forbidden(request):
+    if not tenant_writable(request):
+        return suspended_refusal(request)
     return HttpResponseForbidden(_("Only owners and admins of the organisation can do this."))
 
 

@@ -200,7 +200,9 @@ def tenant_set_status(
 def api_key_create(
     *, tenant: Tenant, name: str, role: str, actor: Actor = None
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns it with the raw key, which is never stored and shown once."""
+    """Create a key; returns it with the raw key, which is never stored and shown once.
+    A suspended tenant gets none (R9): a key made then would work on reactivation."""
+    tenant_require_active(tenant)
     if role not in ApiKey.Role.values:
         raise InvalidInput(_("Unknown API key role."), errors={"role": [_("Unknown role.")]})
     name = (name or "").strip()

@@ -99,9 +99,40 @@ def current_membership(request) -> Membership | None:
     return memberships.order_by("created_at", "id").first()
 
 
+# Methods that change nothing: the only ones a suspended tenant's pages answer.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def tenant_writable(request) -> bool:
+    """R9: only an active tenant changes anything. The one rule behind every member page's
+    writes (member_required refuses them; console.pages.can_change hides their forms)."""
+    return request.tenant.is_active
+
+
+def suspended_refusal(request) -> HttpResponse:
+    """The 403 a suspended tenant's member gets for any write: a page that says why (the
+    shell's banner gives the staff's reason)."""
+    return render(
+        request,
+        "console/read_only.html",
+        {
+            "message": _(
+                "This organisation is suspended: the console is read-only until it is "
+                "reactivated. Nothing was changed."
+            )
+        },
+        status=403,
+    )
+
+
 def member_required(view):
     """Logged in and a member of a tenant; a user without one is sent to their application
-    (R9: until confirmation that is all the console shows them)."""
+    (R9: until confirmation that is all the console shows them).
+
+    Every write of a member page comes through here, so this is where a suspended tenant's
+    console becomes read-only: any method but GET/HEAD/OPTIONS is refused before the view
+    runs, whatever the role and whatever the page (devices, cameras, cockpits, licenses,
+    orders, keys, team, and pages added later)."""
 
     @login_required
     @wraps(view)
@@ -111,8 +142,12 @@ def member_required(view):
             return redirect("application")
         request.membership = membership
         request.tenant = membership.tenant
+        if request.method not in READ_ONLY_METHODS and not tenant_writable(request):
+            return suspended_refusal(request)
         return view(request, *args, **kwargs)
 
+    # Marks the view as a tenant page (the suspension tests enumerate the URLs by it).
+    wrapper.tenant_page = True
     return wrapper
 
 
@@ -293,7 +328,8 @@ def application_withdraw(request, pk: int):
 
 
 def _can_manage_keys(request) -> bool:
-    return request.membership.role in MANAGER_ROLES
+    # Suspended: read-only (member_required already refuses the POSTs; this hides the forms).
+    return request.membership.role in MANAGER_ROLES and tenant_writable(request)
 
 
 @member_required
