@@ -558,6 +558,118 @@ class OutboundEmail(models.Model):
         return f"{self.to}: {self.subject}"
 
 
+# --- Team invitations and notification recipients (console.team, console.notify_settings) ----
+
+
+class Invitation(models.Model):
+    """An owner's invitation of an email address to join the tenant with a role.
+
+    The emailed link is a signed, timestamped token (console.team) naming this row and its
+    `nonce`; the row's status makes the link single-use, and resending draws a new nonce so
+    only the latest link works."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
+        REVOKED = "revoked", _("Revoked")
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="invitations", verbose_name=_("tenant")
+    )
+    email = models.EmailField(_("email address"))
+    role = models.CharField(_("role"), max_length=16, choices=Membership.Role.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    nonce = models.CharField(max_length=32, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("invited by"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), default=timezone.now)
+    accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("accepted by"),
+    )
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One open invitation per address and tenant: a second invite of the same
+            # address is a resend, and two owners inviting at once make one row.
+            models.UniqueConstraint(
+                "tenant",
+                Lower("email"),
+                condition=Q(status="pending"),
+                name="invitation_one_pending_per_email",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "accepted", "revoked"]),
+                name="invitation_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=["owner", "admin", "viewer"]), name="invitation_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.tenant} ({self.role})"
+
+
+class NotificationRecipient(models.Model):
+    """An extra address that hears of one kind of notice, besides the tenant's owners and
+    admins (e.g. a finance contact for orders and payments)."""
+
+    class Kind(models.TextChoices):
+        REMINDERS = "reminders", _("Renewal reminders")
+        BILLING = "billing", _("Orders and payments")
+
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.CASCADE,
+        related_name="notification_recipients",
+        verbose_name=_("tenant"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    email = models.EmailField(_("email address"))
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        choices=Tenant.Language.choices,
+        default=Tenant.Language.ZH_HANS,
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("notification recipient")
+        verbose_name_plural = _("notification recipients")
+        ordering = ["kind", "email", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                "tenant", "kind", Lower("email"), name="notification_recipient_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["reminders", "billing"]),
+                name="notification_recipient_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.kind})"
+
+
 # --- Webhooks (R15) ----------------------------------------------------------------------------
 
 

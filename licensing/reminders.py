@@ -28,7 +28,8 @@ from django.utils import timezone
 
 from console.celery import enqueue
 from console.emails import tenant_recipients
-from console.models import Membership, Tenant
+from console.models import Membership, NotificationRecipient, Tenant
+from console.notify_settings import notification_recipients
 from console.outbox import outbound_emails_deliver
 from console.timeutils import business_date, start_of_business_day
 from licensing import rules
@@ -304,8 +305,11 @@ def reminders_send_due(*, at: dt.datetime | None = None, send_inline: bool = Fal
 
 def reminder_recipients(*, tenant: Tenant) -> list[tuple[str, str]]:
     """R11, R13: every active owner and admin of the tenant, each with their email language
-    (their own, else the tenant's)."""
-    return tenant_recipients(tenant, roles=[Membership.Role.OWNER, Membership.Role.ADMIN])
+    (their own, else the tenant's), and the extra reminder recipients the tenant names."""
+    return [
+        *tenant_recipients(tenant, roles=[Membership.Role.OWNER, Membership.Role.ADMIN]),
+        *notification_recipients(tenant, kind=NotificationRecipient.Kind.REMINDERS),
+    ]
 
 
 def _reminder_finish(reminder: SentReminder, *, status: str, at: dt.datetime, **fields) -> bool:

@@ -15,8 +15,9 @@ from django.db.models import Count, Min
 from django.urls import reverse
 
 from billing.models import Order, OrderLicense, Payment, RefundRequest
-from console.emails import send_templated_email, tenant_recipients
-from console.models import Tenant
+from console.emails import send_templated_email
+from console.models import NotificationRecipient, Tenant
+from console.notify_settings import tenant_recipients_for
 from console.staff import BILLING, staff_notice_recipients
 from licensing.models import License
 from licensing.rules import last_service_date
@@ -93,9 +94,10 @@ def _absolute(url_name: str, *args: Any) -> str:
 
 
 def _send(tenant: Tenant, template_prefix: str, context: dict[str, Any], dedup_key: str) -> int:
-    """One email per active owner and admin, each in their language (R13). `dedup_key` names
-    the notice, so one that a retried caller repeats is stored once per recipient."""
-    recipients = tenant_recipients(tenant)
+    """One email per active owner and admin, each in their language (R13), and per extra
+    recipient the tenant names for orders and payments. `dedup_key` names the notice, so one
+    that a retried caller repeats is stored once per recipient."""
+    recipients = tenant_recipients_for(tenant, kind=NotificationRecipient.Kind.BILLING)
     send_templated_email(
         recipients=recipients,
         template_prefix=template_prefix,
