@@ -139,3 +139,32 @@ def staff_client(client, staff):
 def postgres_only(db):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _staff_force_login_passes_2fa(request, monkeypatch):
+    """STAFF_2FA_REQUIRED is on under tests, as in production (DEBUG off): a staff user's
+    admin pages need a session verified by a second factor. A test that logs staff in with
+    `client.force_login` gets what a real sign-in gives after the code: a confirmed
+    authenticator, recorded in the session as `django_otp.login` does. Tests of the second
+    factor itself opt out with `@pytest.mark.staff_2fa` and go through its pages."""
+    if request.node.get_closest_marker("staff_2fa"):
+        return
+    from django.test import Client
+
+    force_login = Client.force_login
+
+    def force_login_verified(self, user, backend=None):
+        force_login(self, user, backend)
+        if user.is_staff:
+            from django_otp import DEVICE_ID_SESSION_KEY
+            from django_otp.plugins.otp_totp.models import TOTPDevice
+
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+            if device is None:
+                device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+            session.save()
+
+    monkeypatch.setattr(Client, "force_login", force_login_verified)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from billing.urls import order_page_patterns
 from console import views
@@ -11,10 +11,18 @@ handler500 = "console.views.server_error"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path(".well-known/jwks.json", licensing_api.jwks, name="jwks"),
+    # Staff two-factor pages, before the admin's own URLs (console.staff_otp).
+    path("admin/2fa/", include("console.staff_otp_views")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("console.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file (?script), not inline,
+    # so the Content-Security-Policy needs no inline script.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
+        name="api-docs",
+    ),
     path("i18n/", include("django.conf.urls.i18n")),
     # Billing pages (the receipt at /orders/<id>/receipt/).
     path("", include("billing.urls")),
