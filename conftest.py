@@ -142,6 +142,26 @@ def postgres_only(db):
 
 
 @pytest.fixture(autouse=True)
+def _rate_limits_forgotten():
+    """Login, reset and signup counts live on the cache, which outlives a test (and on Redis
+    a run): every test starts with none. Only those keys go: on Redis the same database is
+    the Celery broker."""
+    from django.core.cache import cache
+
+    patterns = ("axes-", "limit:")
+    if os.environ.get("REDIS_URL"):
+        client = cache._cache.get_client(write=True)
+        keys = [k for p in patterns for k in client.scan_iter(match=f"*:{p}*", count=1000)]
+        if keys:
+            client.delete(*keys)
+    else:  # LocMemCache: its own dict, keys made as "<prefix>:<version>:<key>"
+        with cache._lock:
+            for key in [k for k in cache._cache if any(f":{p}" in k for p in patterns)]:
+                del cache._cache[key]
+                cache._expire_info.pop(key, None)
+
+
+@pytest.fixture(autouse=True)
 def _staff_force_login_passes_2fa(request, monkeypatch):
     """STAFF_2FA_REQUIRED is on under tests, as in production (DEBUG off): a staff user's
     admin pages need a session verified by a second factor. A test that logs staff in with

@@ -42,12 +42,12 @@ class SignUpForm(BaseUserCreationForm):
         self.fields["full_name"].label = _("Your name")
 
     def clean_email(self):
-        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(
-                _("An account with this email address already exists."), code="unique"
-            )
-        return email
+        # No "already registered" error: it would tell anyone whether an address has an
+        # account. console.signup answers both the same and emails the owner instead.
+        return User.objects.normalize_email(self.cleaned_data["email"]).lower()
+
+    def validate_unique(self):
+        pass  # see clean_email; the account is made only when the emailed link is used
 
 
 class BetaApplicationForm(forms.ModelForm):

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +85,8 @@ MIDDLEWARE = [
     "console.staff_otp.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login lockout into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -141,6 +144,11 @@ AUTH_USER_MODEL = "console.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first: it refuses a locked-out login before any password is hashed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -301,6 +309,31 @@ if API_RATE_LIMIT and not re.fullmatch(
         "API_RATE_LIMIT must look like 600/s, 20000/m, 500000/h or 1000000/d."
     )
 
+# --- Client address and login limits (CONTRACT: "Rate limits", BEHIND_PROXY) ------------
+# true: a TLS proxy of the deployment's own stands in front, and only then are its
+# X-Forwarded-Proto and X-Forwarded-For believed (console.client_ip).
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+# Console and admin logins: 5 failures for one account or 20 from one address within
+# 15 minutes lock that account or address out for 15 minutes (429). Counted on the cache
+# above, so on Redis every web process shares the count (console.login_limits).
+LOGIN_FAILURES_PER_ACCOUNT = 5
+LOGIN_FAILURES_PER_ADDRESS = 20
+AXES_HANDLER = "console.login_limits.LoginLockoutHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = LOGIN_FAILURES_PER_ACCOUNT
+# The handler decides a lockout before authenticating (both limits); the failure that
+# reaches a limit is answered as any failure, and the next attempt gets the 429.
+AXES_LOCK_OUT_AT_FAILURE = False
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "console.client_ip.client_ip"
+AXES_USERNAME_CALLABLE = "console.login_limits.login_username"
+AXES_LOCKOUT_CALLABLE = "console.login_limits.lockout_response"
+AXES_VERBOSE = False
+# The cache keeps no rows to show; the counts are not an admin page.
+AXES_ENABLE_ADMIN = False
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "console.api_auth.ApiKeyAuthentication",
@@ -361,8 +394,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_HTTPS_ONLY)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_HTTPS_ONLY)
-# The deployment runs behind a TLS proxy of its own (CONTRACT "More settings").
-BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 if BEHIND_PROXY:
     # Only a proxy of the deployment's own may say the client used HTTPS: without one,
     # any client reaching gunicorn could claim it.

@@ -12,6 +12,8 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     # Accounts
     path("signup/", views.signup, name="signup"),
+    path("signup/sent/", views.signup_sent, name="signup-sent"),
+    path("signup/confirm/<str:token>/", views.signup_confirm_view, name="signup-confirm"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),

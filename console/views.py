@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from console import beta_services
+from console import beta_services, login_limits
 from console.api_errors import error_body
 from console.beta_selectors import beta_application_audit_trail, beta_application_current
 from console.errors import ServiceError
@@ -37,8 +37,10 @@ from console.forms import (
     SignUpForm,
     WithdrawForm,
 )
+from console.login_limits import request_allowed, too_many_requests
 from console.models import ApiKey, BetaApplication, Membership, User
 from console.services import api_key_create, api_key_revoke
+from console.signup import signup_confirm, signup_read, signup_request
 from licensing.selectors import device_licensing, devices_with_license_counts, license_list
 
 # Paths whose every answer is JSON, errors included (CONTRACT: "Errors are JSON").
@@ -168,24 +170,67 @@ def form_errors_from(form, exc: ServiceError) -> None:
 # --- Accounts -------------------------------------------------------------------------------
 
 
+def _too_many_attempts(request):
+    return too_many_requests(
+        request,
+        _(
+            "Too many requests for this address or from your network. "
+            "Try again in %(minutes)d minutes."
+        )
+        % {"minutes": login_limits.WINDOW_SECONDS // 60},
+    )
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
 def signup(request):
+    """The same answer whether the address has an account or not (console.signup)."""
     if request.user.is_authenticated:
         return redirect("dashboard")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save(commit=False)
+        email = form.cleaned_data["email"]
+        if not request_allowed(request, scope="signup", email=email):
+            return _too_many_attempts(request)
         language = translation.get_language()
-        if language in dict(settings.LANGUAGES):
-            user.language = language
-        user.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, _("Welcome! Tell us about your project to join the beta."))
-        return redirect("apply")
+        signup_request(
+            email=email,
+            full_name=form.cleaned_data["full_name"],
+            password=form.cleaned_data["password1"],
+            language=language if language in dict(settings.LANGUAGES) else "",
+        )
+        return redirect("signup-sent")
     return render(request, "registration/signup.html", {"form": form})
 
 
+@require_safe
+def signup_sent(request):
+    return render(request, "registration/signup_sent.html")
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def signup_confirm_view(request, token: str):
+    """The emailed link: a page with one button (mail scanners that open links do not make
+    accounts), which creates the account, logs in and goes on to the beta application."""
+    pending = signup_read(token)
+    if pending is None:
+        return render(request, "registration/signup_confirm.html", {"valid": False})
+    if request.method == "POST":
+        user = signup_confirm(signup=pending)
+        if user is None:
+            messages.info(request, _("This address already has an account: log in."))
+            return redirect("login")
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Welcome! Tell us about your project to join the beta."))
+        return redirect("apply")
+    return render(
+        request, "registration/signup_confirm.html", {"valid": True, "email": pending["email"]}
+    )
+
+
 class LoginView(auth_views.LoginView):
+    """Failed logins are counted and locked out by django-axes (console.login_limits)."""
+
     authentication_form = EmailAuthenticationForm
     redirect_authenticated_user = True
 
@@ -200,6 +245,9 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("password_reset_done")
 
     def form_valid(self, form):
+        # Counted whether or not the address has an account: a 429 tells nothing either.
+        if not request_allowed(self.request, scope="reset", email=form.cleaned_data["email"]):
+            return _too_many_attempts(self.request)
         self.extra_email_context = {
             "site_url": settings.SITE_URL,
             "product_name": _("Field Console"),

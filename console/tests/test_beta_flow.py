@@ -2,6 +2,7 @@
 confirms in the admin → the tenant is active, its owner logs in to the console and creates
 an API key that works on the API. Emails land once each along the way."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -24,16 +25,20 @@ def test_r9_sign_up_apply_review_confirm_then_use_the_api(
     staff = Client()
     staff.force_login(reviewer)
 
-    # 1. Sign up: logged in and sent to the apply page.
-    response = customer.post(
-        "/signup/",
-        {
-            "email": "Wang@Minefield.example",
-            "full_name": "Wang Li",
-            "password1": "lantern-quarry-river-9",
-            "password2": "lantern-quarry-river-9",
-        },
-    )
+    # 1. Sign up, open the emailed link: logged in and sent to the apply page.
+    with django_capture_on_commit_callbacks(execute=True):
+        customer.post(
+            "/signup/",
+            {
+                "email": "Wang@Minefield.example",
+                "full_name": "Wang Li",
+                "password1": "lantern-quarry-river-9",
+                "password2": "lantern-quarry-river-9",
+            },
+        )
+    link = re.search(r"https?://[^/\s]+(/signup/confirm/\S+/)", mailoutbox[-1].body).group(1)
+    mailoutbox.clear()
+    response = customer.post(link)
     assert response["Location"] == "/apply/"
     user = User.objects.get(email="wang@minefield.example")
 
