@@ -5,6 +5,7 @@ again, so a form is never the only guard."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from billing.models import Order
 from billing.services import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_QUANTITY
 from console.limits import MAX_CAMERAS_PER_DEVICE
 from devices.forms import check_pixels, side_field
@@ -136,4 +137,26 @@ class RefundRequestForm(forms.Form):
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class OrderFilterForm(forms.Form):
+    """The order list's search, filters and sort, in the URL (GET)."""
+
+    q = forms.CharField(label=_("Order number or reference"), required=False, max_length=100)
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("All")), *Order.Status.choices]
+    )
+    kind = forms.ChoiceField(
+        label=_("Kind"), required=False, choices=[("", _("All")), *Order.Kind.choices]
+    )
+    sort = forms.ChoiceField(
+        label=_("Sort by"),
+        required=False,
+        choices=[
+            ("-created", _("Newest first")),
+            ("created", _("Oldest first")),
+            ("-total", _("Total, highest first")),
+            ("total", _("Total, lowest first")),
+        ],
     )

@@ -70,6 +70,34 @@ def order_list(
     return _with_links(qs.order_by("-created_at", "-id"))
 
 
+ORDER_SORTS = {
+    "-created": ("-created_at", "-id"),
+    "created": ("created_at", "id"),
+    "-total": ("-total", "-id"),
+    "total": ("total", "id"),
+}
+
+
+def order_search(
+    tenant: Tenant, *, q: str = "", status: str = "", kind: str = "", sort: str = "-created"
+) -> QuerySet[Order]:
+    """The order list: an order number ("#12", "12") or a transfer reference, status, kind,
+    sort; the page shows columns of the order row only."""
+    qs = Order.objects.filter(tenant=tenant)
+    q = q.strip()
+    if q:
+        number = q.removeprefix("#")
+        match = Q(transfer_reference__iexact=q)
+        if number.isdigit() and len(number) <= 18:
+            match |= Q(pk=int(number))
+        qs = qs.filter(match)
+    if status:
+        qs = qs.filter(status=status)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by(*ORDER_SORTS.get(sort, ORDER_SORTS["-created"]))
+
+
 def order_get(tenant: Tenant, order_id: int) -> Order | None:
     return _with_links(Order.objects.filter(tenant=tenant, pk=order_id)).first()
 

@@ -13,7 +13,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from billing import selectors, services
-from billing.forms import QUOTE_ROWS, OrderNewForm, QuoteForm, RefundRequestForm, RenewForm
+from billing.forms import (
+    QUOTE_ROWS,
+    OrderFilterForm,
+    OrderNewForm,
+    QuoteForm,
+    RefundRequestForm,
+    RenewForm,
+)
 from billing.models import Order, RefundRequest
 from billing.pricing import unit_price_for
 from billing.services.notifications import order_payment_deadline, payee, seller
@@ -96,12 +103,25 @@ def _create_order(request, form, *, body: dict, **order_kwargs) -> Order | None:
 @require_safe
 @member_required
 def order_list(request):
-    orders = Order.objects.filter(tenant=request.tenant).order_by("-created_at", "-id")
+    filters = OrderFilterForm(request.GET or None)
+    data = filters.cleaned_data if filters.is_bound and filters.is_valid() else {}
+    orders = selectors.order_search(
+        request.tenant,
+        q=data.get("q") or "",
+        status=data.get("status") or "",
+        kind=data.get("kind") or "",
+        sort=data.get("sort") or "-created",
+    )
     page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "billing/order_list.html",
-        {"page": page, "can_change": can_change(request)},
+        {
+            "page": page,
+            "filters": filters,
+            "filtered": any(data.get(k) for k in ("q", "status", "kind")),
+            "can_change": can_change(request),
+        },
     )
 
 

@@ -26,12 +26,12 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from console.errors import Conflict, ServiceError
 from console.pages import can_change, change_required, form_errors_from, form_key, member_required
-from console.timeutils import business_date
 from devices.forms import CameraForm
 from devices.models import MAX_CAMERAS_PER_DEVICE, Camera, ControlSession, FieldDevice
 from licensing import selectors, services
 from licensing.forms import UNBOUND, BindCountForm, LicenseBindForm, LicenseFilterForm
 from licensing.models import EntitlementTokenRecord, License
+from licensing.templatetags.license_urgency import days_left
 
 LICENSES_PER_PAGE = 50
 
@@ -40,16 +40,13 @@ def license_row(lic: License, now: dt.datetime) -> dict:
     """A license as the pages show it: its status computed now (R5), its last service date
     and the days left, both in Asia/Shanghai calendar days (R3, R12)."""
     status = lic.status_at(now)
-    expiry_date = business_date(lic.expires_at)
     return {
         "license": lic,
         "status": status,
         "status_label": License.Status(status).label,
         "last_service_date": lic.last_service_date,
         # R11 counts days to the expiry date: on the last service date one day is left.
-        "days_left": (expiry_date - business_date(now)).days
-        if status == License.Status.ACTIVE
-        else None,
+        "days_left": days_left(lic.expires_at, now) if status == License.Status.ACTIVE else None,
     }
 
 
@@ -196,28 +193,29 @@ def device_delete(request, device_id: int):
 
 
 def license_list_page(request, *, renew_form=None):
-    """The tenant's licenses, filtered and paginated, with bind / unbind and the renewal
-    selection. `renew_form` is billing's bound renewal form when it comes back with errors."""
+    """The tenant's licenses, searched, filtered, sorted and paginated (the state in the
+    URL), with bind / unbind and the renewal selection. `renew_form` is billing's bound
+    renewal form when it comes back with errors. A constant number of statements for any
+    number of licenses and devices."""
     tenant = request.tenant
     now = timezone.now()
-    devices = list(FieldDevice.objects.filter(tenant=tenant).order_by("serial"))
-    filters = LicenseFilterForm(request.GET or None, devices=devices)
+    filters = LicenseFilterForm(request.GET or None, tenant=tenant)
     if filters.is_bound and not filters.is_valid():
         licenses = License.objects.none()
     else:
         data = filters.cleaned_data if filters.is_bound else {}
         device = data.get("device") or ""
-        licenses = selectors.license_list(
+        licenses = selectors.license_search(
             tenant,
+            q=data.get("q") or "",
             status=data.get("status") or None,
+            device=UNBOUND if device == UNBOUND else (data.get("serial") or ""),
             device_id=int(device) if device.isdigit() else None,
+            expiring_within=data.get("expiring"),
+            sort=data.get("sort") or "expires",
             at=now,
         )
-        if device == UNBOUND:
-            licenses = licenses.filter(device__isnull=True)
-    page = Paginator(licenses.select_related("device"), LICENSES_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(licenses, LICENSES_PER_PAGE).get_page(request.GET.get("page"))
     checked = set(renew_form.data.getlist("licenses")) if renew_form is not None else set()
     rows = []
     for lic in page.object_list:
@@ -227,9 +225,10 @@ def license_list_page(request, *, renew_form=None):
     context = {
         "tenant": tenant,
         "filters": filters,
+        "filtered": any(v for k, v in request.GET.items() if k not in ("page", "sort")),
         "page": page,
         "rows": rows,
-        "devices": devices,
+        "has_devices": FieldDevice.objects.filter(tenant=tenant).exists(),
         "can_change": can_change(request),
         "renew_form": renew_form,
         "renew_years": (renew_form.data.get("years") if renew_form is not None else None) or 1,
