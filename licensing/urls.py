@@ -4,9 +4,20 @@ unbind. Its renewal form posts to billing's /orders/renew/ (licensing never call
 
 from django.urls import path
 
-from licensing import views
+from licensing import session_views, views
 
 urlpatterns = [
+    path("control/", session_views.control_sessions, name="control-sessions"),
+    path(
+        "control/<int:session_id>/end/",
+        session_views.control_session_end,
+        name="control-session-end",
+    ),
+    path(
+        "devices/<int:device_id>/sessions/",
+        session_views.device_sessions,
+        name="device-sessions",
+    ),
     path("devices/<int:device_id>/", views.device_detail, name="device-detail"),
     path(
         "devices/<int:device_id>/bind-licenses/",
