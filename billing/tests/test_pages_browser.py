@@ -54,8 +54,25 @@ def launch(pw):
     )
 
 
+# What Chromium reported as Content-Security-Policy violations during the test: none allowed.
+CSP_VIOLATIONS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations():
+    CSP_VIOLATIONS.clear()
+    yield
+    assert CSP_VIOLATIONS == []
+
+
 def log_in(browser, base: str, email: str):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on(
+        "console",
+        lambda msg: (
+            CSP_VIOLATIONS.append(msg.text) if "Content Security Policy" in msg.text else None
+        ),
+    )
     page.set_default_timeout(15_000)
     page.goto(f"{base}/login/")
     page.fill("input[name=username]", email)

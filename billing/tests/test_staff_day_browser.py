@@ -1,18 +1,20 @@
 """A reviewer's day in a real browser (Debian's Chromium driven by Playwright) against the
-live server: log into the admin as staff in both groups (no superuser), see what waits on
-the index, review → approve → confirm a beta application, confirm an order's payment, and
-reject a refund with a reason — first without one, which the page refuses.
-
-Screenshots go to var/test-artifacts/ (git-ignored; CI keeps them), or FC_SCREENSHOT_DIR.
-Skipped when the playwright package or /usr/bin/chromium is missing (no browser download:
-`playwright install` is never run)."""
+live server: log into the admin as staff in both groups (no superuser), enrol an
+authenticator as the second factor (STAFF_2FA_REQUIRED on, as in production) and keep the
+recovery codes, see what waits on the index, review → approve → confirm a beta
+application, confirm an order's payment, and reject a refund with a reason — first without
+one, which the page refuses. The browser reports no Content-Security-Policy violation on
+any page, the API docs included."""
 
 import os
+import re
+from base64 import b32decode
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django_otp.oath import totp
 
 from billing import services
 from billing.models import Order, RefundRequest
@@ -44,9 +46,9 @@ S = BetaApplication.State
 
 @pytest.fixture
 def day(transactional_db, settings):
-    # English pages; the 2FA requirement, when it exists, is for production (DEBUG off).
+    # English pages; staff need a second factor, as in production (DEBUG off).
     settings.LANGUAGE_CODE = "en"
-    settings.STAFF_2FA_REQUIRED = False
+    settings.STAFF_2FA_REQUIRED = True
     staff = UserFactory(email="rita@example.com", password=PASSWORD, is_staff=True, language="en")
     staff.groups.add(Group.objects.get(name=REVIEWERS), Group.objects.get(name=BILLING))
     tenant = TenantFactory(name="Acme Mining", slug="acme")
@@ -70,6 +72,12 @@ def shot(page, name: str) -> None:
     page.screenshot(path=ARTIFACTS / f"staff_day_{name}.png", full_page=True)
 
 
+def authenticator_code(secret_text: str) -> str:
+    """What an authenticator app shows for the secret typed from the enrolment page."""
+    key = b32decode(secret_text.replace(" ", "") + "=" * (-len(secret_text.replace(" ", "")) % 8))
+    return f"{totp(key):06d}"
+
+
 def test_a_reviewers_day_in_the_admin(live_server, day):
     base = live_server.url
     app, order, refund = day["application"], day["order"], day["refund"]
@@ -80,11 +88,29 @@ def test_a_reviewers_day_in_the_admin(live_server, day):
             context.add_cookies([{"name": "django_language", "value": "en", "url": base}])
             page = context.new_page()
             page.set_default_timeout(15_000)
+            csp_violations = []
+            page.on(
+                "console",
+                lambda msg: (
+                    csp_violations.append(msg.text)
+                    if "Content Security Policy" in msg.text
+                    else None
+                ),
+            )
 
             page.goto(f"{base}/admin/login/")
             page.fill("input[name=username]", day["staff"].email)
             page.fill("input[name=password]", PASSWORD)
             page.click("input[type=submit]")
+            # No second factor yet: the admin sends the reviewer to enrol one.
+            page.wait_for_url(re.compile(r".*/admin/2fa/setup/\?next=.*"))
+            expect(page.locator("#totp-qr svg")).to_be_visible()
+            secret = page.locator("#totp-secret").inner_text()
+            shot(page, "0_enrol_authenticator")
+            page.fill("input[name=code]", authenticator_code(secret))
+            page.click("input[type=submit]")
+            expect(page.locator("#recovery-codes li")).to_have_count(10)
+            page.click("#staff-otp-continue")
             page.wait_for_url(f"{base}/admin/")
             expect(page.locator("#site-name")).to_contain_text("Field Console")
             expect(page.locator("#queue-submitted td.count")).to_have_text("1")
@@ -128,6 +154,9 @@ def test_a_reviewers_day_in_the_admin(live_server, day):
             expect(page.locator("#queue-submitted td.count")).to_have_text("0")
             expect(page.locator("#queue-open-refunds td.count")).to_have_text("0")
             shot(page, "6_index_after")
+            page.goto(f"{base}/api/docs/")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("Field Console API")
+            assert csp_violations == []
         finally:
             browser.close()
 
@@ -140,4 +169,5 @@ def test_a_reviewers_day_in_the_admin(live_server, day):
     assert refund.status == RefundRequest.Status.REJECTED
     assert refund.decision_note == "The licenses have streamed already."
     assert AuditEvent.objects.filter(actor=day["staff"], action="refund.rejected").count() == 1
+    assert AuditEvent.objects.filter(actor=day["staff"], action="staff.2fa_enrolled").count() == 1
     assert (ARTIFACTS / "staff_day_6_index_after.png").exists()
