@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from console.errors import Conflict, InvalidInput, NotFound, invalid_from_django
 from console.models import Tenant
 from console.services import Actor, audit_record
+from console.webhooks import webhook_event_record, webhook_events_record
 from devices.models import (
     MAX_CAMERAS_PER_DEVICE,
     Camera,
@@ -275,10 +276,25 @@ def lease_seconds() -> int:
     return settings.CONTROL_LEASE_SECONDS
 
 
+def _session_data(session: ControlSession) -> dict:
+    return {
+        "session": session.pk,
+        "device": session.device_id,
+        "cockpit": session.cockpit_id,
+        "started_at": session.started_at,
+        "ended_at": session.ended_at,
+        "reason": session.end_reason or None,
+    }
+
+
 def _end(session: ControlSession, *, reason: str, at: dt.datetime) -> None:
     session.ended_at = at
     session.end_reason = reason
     session.save(update_fields=["ended_at", "end_reason"])
+    # R15: every way a session ends comes through here (release, lapse, take-over).
+    webhook_event_record(
+        tenant=session.device.tenant_id, type="control.ended", data=_session_data(session)
+    )
 
 
 def control_token_digest(token: str | None) -> str:
@@ -374,6 +390,7 @@ def control_session_acquire(
         actor=actor,
         data={"device": device.pk, "cockpit": cockpit.pk},
     )
+    webhook_event_record(tenant=tenant, type="control.started", data=_session_data(session))
     session.token = raw_token
     return session, True
 
@@ -426,5 +443,40 @@ def control_sessions_end_lapsed(*, at: dt.datetime | None = None) -> int:
     safe to run twice at once: a row already ended no longer matches the filter."""
     at = at or timezone.now()
     lapsed = ControlSession.objects.lapsed(at)
-    # ended_at is the lapse instant itself, so the record says when control really stopped.
-    return lapsed.update(ended_at=F("lease_expires_at"), end_reason=ControlSession.EndReason.LAPSED)
+    with transaction.atomic():
+        # R15: the sessions this statement ends (locked, so a concurrent clean-up that ends
+        # them first leaves them out of both the update and the events).
+        ended = list(
+            lapsed.select_for_update(of=("self",)).values_list(
+                "pk",
+                "device__tenant_id",
+                "device_id",
+                "cockpit_id",
+                "started_at",
+                "lease_expires_at",
+            )
+        )
+        if not ended:
+            return 0
+        # ended_at is the lapse instant itself, so the record says when control stopped.
+        count = ControlSession.objects.filter(
+            pk__in=[row[0] for row in ended], ended_at__isnull=True
+        ).update(ended_at=F("lease_expires_at"), end_reason=ControlSession.EndReason.LAPSED)
+        webhook_events_record(
+            events=[
+                (
+                    tenant_id,
+                    "control.ended",
+                    {
+                        "session": pk,
+                        "device": device_id,
+                        "cockpit": cockpit_id,
+                        "started_at": started_at,
+                        "ended_at": lease_expires_at,
+                        "reason": ControlSession.EndReason.LAPSED.value,
+                    },
+                )
+                for pk, tenant_id, device_id, cockpit_id, started_at, lease_expires_at in ended
+            ]
+        )
+    return count

@@ -35,6 +35,7 @@ from console.timeutils import business_date, start_of_business_day
 from licensing import rules
 from licensing.models import License, SentReminder
 from licensing.reminder_content import reminder_content, reminder_emails_store
+from licensing.webhook_events import expiring_event_record
 
 logger = logging.getLogger(__name__)
 
@@ -379,6 +380,12 @@ def reminder_send(*, reminder_id: int, at: dt.datetime | None = None) -> str:
         with transaction.atomic():
             reminder_emails_store(
                 reminder=reminder, content=content, recipients=recipients, days_left=days_left
+            )
+            # R15: the same milestone, for the tenant's systems.
+            expiring_event_record(
+                tenant_id=tenant.pk,
+                milestone=reminder.milestone,
+                expiry_date=reminder.expiry_date,
             )
             if not _reminder_finish(
                 reminder,

@@ -20,6 +20,7 @@ from billing.services.orders import order_create, order_mark_cancelled
 from console.errors import Conflict, InvalidInput, ServiceError
 from console.models import Tenant
 from console.services import Actor, audit_record
+from console.webhooks import webhook_event_record
 from licensing import services as licensing
 
 MAX_REFERENCE_LENGTH = 100
@@ -177,6 +178,19 @@ def order_confirm_payment(
             )
             # R13: stored with the payment, sent once it commits.
             payment_confirmed_notify(order, payment)
+            # R15: with the payment too.
+            webhook_event_record(
+                tenant=order.tenant,
+                type="order.paid",
+                data={
+                    "order": order.pk,
+                    "kind": order.kind,
+                    "total": str(order.total),
+                    "currency": order.currency,
+                    "paid_at": paid_at,
+                    "licenses": license_ids,
+                },
+            )
     if error is not None:
         raise error
     return Confirmation(order=order, payment=payment, license_ids=license_ids)

@@ -18,6 +18,7 @@ from billing.services.notifications import refund_decided_notify, refund_request
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Tenant
 from console.services import Actor, audit_record
+from console.webhooks import webhook_event_record
 from licensing import services as licensing
 from licensing.models import License
 
@@ -223,6 +224,17 @@ def refund_approve(
         data={"refund_request": request.pk, "amount": str(request.amount), "kind": order.kind},
     )
     refund_decided_notify(request, order)
+    webhook_event_record(
+        tenant=tenant,
+        type="order.refunded",
+        data={
+            "order": order.pk,
+            "kind": order.kind,
+            "amount": str(request.amount),
+            "refunded_at": at,
+            "licenses": license_ids,
+        },
+    )
     return request
 
 

@@ -9,10 +9,16 @@ from django.utils.translation import gettext as _
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Tenant
 from console.services import Actor, audit_record, audit_record_many
+from console.webhooks import webhook_event_record, webhook_events_record
 from devices import services as device_services
 from devices.models import ControlSession, FieldDevice
 from licensing import rules
 from licensing.models import License
+from licensing.webhook_events import (
+    device_service_changes_record,
+    device_service_snapshot,
+    licenses_event_data,
+)
 
 
 def lock_tenant(tenant: Tenant) -> None:
@@ -70,9 +76,13 @@ def license_bind(
         raise Conflict(
             _("This license is bound to another device; unbind it first."), code="LICENSE_BOUND"
         )
+    snapshot = device_service_snapshot(tenant_id=tenant.pk, device_ids=[device.pk], at=at)
     lic.device = device
     lic.save(update_fields=["device"])
     _served_if_driven(device, [lic.pk], at)
+    # R15: told with the change, in its transaction.
+    webhook_event_record(tenant=tenant, type="license.bound", data=licenses_event_data([lic])[0])
+    device_service_changes_record(snapshot)
     audit_record(
         tenant=tenant, action="license.bound", target=lic, actor=actor, data={"device": device.pk}
     )
@@ -87,8 +97,15 @@ def license_unbind(*, tenant: Tenant, license: License, actor: Actor = None) -> 
         raise NotFound(_("Not found."))
     if lic.device_id is not None:
         old = lic.device_id
+        snapshot = device_service_snapshot(tenant_id=tenant.pk, device_ids=[old])
         lic.device = None
         lic.save(update_fields=["device"])
+        webhook_event_record(
+            tenant=tenant,
+            type="license.unbound",
+            data=licenses_event_data([lic], device=old)[0],
+        )
+        device_service_changes_record(snapshot)
         audit_record(
             tenant=tenant, action="license.unbound", target=lic, actor=actor, data={"device": old}
         )
@@ -130,10 +147,15 @@ def licenses_bind_count(
             extra={"available": len(free)},
         )
     ids = [lic.pk for lic in free]
+    snapshot = device_service_snapshot(tenant_id=tenant.pk, device_ids=[device.pk], at=at)
     License.objects.filter(pk__in=ids).update(device=device)
     _served_if_driven(device, ids, at)
     for lic in free:
         lic.device = device
+    webhook_events_record(
+        events=[(tenant.pk, "license.bound", data) for data in licenses_event_data(free)]
+    )
+    device_service_changes_record(snapshot)
     audit_record_many(
         tenant=tenant,
         action="license.bound",
@@ -157,6 +179,12 @@ def device_delete_unbinding(*, tenant: Tenant, device: FieldDevice, actor: Actor
     )
     if bound:
         License.objects.filter(pk__in=[lic.pk for lic in bound]).update(device=None)
+        webhook_events_record(
+            events=[
+                (tenant.pk, "license.unbound", {**data, "reason": "device_deleted"})
+                for data in licenses_event_data(bound)
+            ]
+        )
         audit_record_many(
             tenant=tenant,
             action="license.unbound",

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from console.errors import Forbidden, Gone, InvalidInput, NotFound
 from console.models import Tenant
 from console.services import Actor, audit_record
+from console.webhooks import webhook_event_record
 from devices import services as device_services
 from devices.models import ControlSession, FieldDevice, RemoteCockpit
 from licensing import rules
@@ -155,6 +156,18 @@ def control_heartbeat(
             action=f"control.{ControlSession.EndReason.NO_VALID_LICENSE}",
             target=ControlSession.objects.get(pk=session_id),
             data={"device": device_id, "cockpit": cockpit_id},
+        )
+        # R15: told with the end (the caller's transaction).
+        webhook_event_record(
+            tenant=tenant,
+            type="control.ended",
+            data={
+                "session": session_id,
+                "device": device_id,
+                "cockpit": cockpit_id,
+                "ended_at": ended_at,
+                "reason": ControlSession.EndReason.NO_VALID_LICENSE.value,
+            },
         )
         raise Forbidden(
             _("This device has lost its last valid license; the control session has ended."),

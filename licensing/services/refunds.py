@@ -11,7 +11,13 @@ from django.utils.translation import gettext as _
 from console.errors import InvalidInput
 from console.models import Tenant
 from console.services import Actor, audit_record_many
+from console.webhooks import webhook_events_record
 from licensing.models import License
+from licensing.webhook_events import (
+    device_service_changes_record,
+    device_service_snapshot,
+    licenses_event_data,
+)
 
 
 def licenses_refund(
@@ -42,6 +48,16 @@ def licenses_refund(
             raise InvalidInput(
                 _("Unknown license."), errors={"licenses": [_("No such license in this tenant.")]}
             )
+        snapshot = device_service_snapshot(
+            tenant_id=tenant.pk, device_ids={lic.device_id for lic in licenses}, at=at
+        )
+        # R15: the bound ones are unbound by the refund.
+        webhook_events_record(
+            events=[
+                (tenant.pk, "license.unbound", {**data, "reason": "refunded"})
+                for data in licenses_event_data([lic for lic in licenses if lic.device_id])
+            ]
+        )
         for chunk in chunks:
             License.objects.filter(pk__in=chunk).update(
                 status=License.Status.REFUNDED, refunded_at=at, device=None
@@ -59,4 +75,5 @@ def licenses_refund(
                 actor=actor,
                 data={"unbound_from_device": device_id, **(audit_data or {})},
             )
+        device_service_changes_record(snapshot)
     return licenses
