@@ -7,7 +7,6 @@ member page gets its objects through tenant-scoped querysets, so another tenant'
 """
 
 import sys
-from collections import Counter
 from functools import wraps
 
 from django.conf import settings
@@ -16,7 +15,6 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
-from django.db.models import Min
 from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -41,7 +39,13 @@ from console.login_limits import request_allowed, too_many_requests
 from console.models import ApiKey, BetaApplication, Membership, User
 from console.services import api_key_create, api_key_revoke
 from console.signup import signup_confirm, signup_read, signup_request
-from licensing.selectors import device_licensing, devices_with_license_counts, license_list
+from licensing.rules import LICENSED, UNDER_LICENSED, UNLICENSED
+from licensing.selectors import (
+    device_status_counts,
+    license_expiry_timeline,
+    license_stats,
+    licenses_expiring_soonest,
+)
 
 # Paths whose every answer is JSON, errors included (CONTRACT: "Errors are JSON").
 _JSON_PREFIXES = ("/api/", "/.well-known/")
@@ -269,30 +273,93 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 # --- Beta application (R9) ------------------------------------------------------------------
 
 
+CHART_WIDTH, CHART_HEIGHT, CHART_TOP, CHART_BOTTOM = 600, 180, 16, 24
+
+
+def _expiry_chart(timeline) -> dict:
+    """The expiry timeline as SVG geometry, drawn by the template: no script (CSP)."""
+    highest = max((n for _m, n in timeline), default=0)
+    step = CHART_WIDTH / max(1, len(timeline))
+    room = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    bars = []
+    for index, (month, count) in enumerate(timeline):
+        height = round(room * count / highest) if highest else 0
+        bars.append(
+            {
+                "month": month,
+                "count": count,
+                "x": round(index * step + step * 0.15, 1),
+                "width": round(step * 0.7, 1),
+                "y": CHART_TOP + room - height,
+                "height": height,
+                "label_x": round(index * step + step / 2, 1),
+            }
+        )
+    return {
+        "bars": bars,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "baseline": CHART_HEIGHT - CHART_BOTTOM,
+        "label_y": CHART_HEIGHT - 8,
+        "total": sum(n for _m, n in timeline),
+    }
+
+
 @login_required
 @require_safe
 def dashboard(request):
+    """The tenant at a glance, in a constant number of statements for any fleet: license
+    figures (R5), devices by status (R1 against R6's valid licenses), the expiry timeline of
+    the next 12 months, the licenses expiring soonest with a one-click renewal (R4), and
+    what a new tenant does first."""
+    from console.pages import can_change, form_key
+    from licensing.templatetags.license_urgency import days_left
+
     membership = current_membership(request)
     if membership is None:
         return redirect("application")
+    request.membership, request.tenant = membership, membership.tenant
     tenant = membership.tenant
     now = timezone.now()
-    statuses = Counter(
-        device_licensing(device, licenses_valid=device.lic_valid).status
-        for device in devices_with_license_counts(tenant, at=now)
-    )
-    valid = license_list(tenant, status="active", at=now)
+    stats = license_stats(tenant, at=now)
+    devices = device_status_counts(tenant, at=now)
+    devices_total = sum(devices.values())
+    api_keys_active = ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
+    soonest = [
+        {"license": lic, "days_left": days_left(lic.expires_at, now), "key": form_key()}
+        for lic in licenses_expiring_soonest(tenant, limit=5, at=now)
+    ]
+    checklist = [
+        {
+            "done": devices_total > 0,
+            "label": _("Register a device and its cameras"),
+            "url": "devices",
+        },
+        {
+            "done": bool(stats.valid or stats.expired),
+            "label": _("Buy licenses for your devices"),
+            "url": "order-new",
+        },
+        {
+            "done": api_keys_active > 0,
+            "label": _("Create an API key for your gateways"),
+            "url": "api-keys",
+        },
+    ]
     context = {
         "tenant": tenant,
         "membership": membership,
-        "devices_total": sum(statuses.values()),
-        "devices_licensed": statuses["licensed"],
-        "devices_under_licensed": statuses["under_licensed"],
-        "devices_unlicensed": statuses["unlicensed"],
-        "licenses_valid": valid.count(),
-        "licenses_unbound": valid.filter(device__isnull=True).count(),
-        "next_expiry": valid.aggregate(at=Min("expires_at"))["at"],
-        "api_keys_active": ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count(),
+        "stats": stats,
+        "devices_total": devices_total,
+        "devices_licensed": devices[LICENSED],
+        "devices_under_licensed": devices[UNDER_LICENSED],
+        "devices_unlicensed": devices[UNLICENSED],
+        "chart": _expiry_chart(license_expiry_timeline(tenant, months=12, at=now)),
+        "soonest": soonest,
+        "checklist": checklist,
+        "checklist_open": not all(item["done"] for item in checklist),
+        "api_keys_active": api_keys_active,
+        "can_change": can_change(request),
     }
     return render(request, "console/dashboard.html", context)
 

@@ -212,8 +212,8 @@ def test_dashboard_shows_the_tenant_and_its_counts(client, alice, tenant, other_
     assert ctx["devices_total"] == 2
     assert ctx["devices_licensed"] == 1
     assert ctx["devices_unlicensed"] == 1
-    assert ctx["licenses_valid"] == 2
-    assert ctx["licenses_unbound"] == 1
+    assert ctx["stats"].valid == 2
+    assert ctx["stats"].unbound == 1
     assert b"Acme Mining" in response.content
     assert b'href="/keys/"' in response.content
 
