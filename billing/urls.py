@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import views
+from billing import order_actions, views
 
 app_name = "billing"
 
@@ -17,4 +17,10 @@ order_page_patterns = [
     path("orders/renew/", views.order_renew, name="order-renew"),
     path("orders/<int:order_id>/", views.order_detail, name="order-detail"),
     path("orders/<int:order_id>/refund/", views.order_refund, name="order-refund"),
+    path("orders/<int:order_id>/cancel/", order_actions.order_cancel, name="order-cancel"),
+    path(
+        "orders/renew-expiring/",
+        order_actions.renew_expiring,
+        name="order-renew-expiring",
+    ),
 ]
