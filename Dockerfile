@@ -36,6 +36,15 @@ RUN set -eux; \
 
 USER app
 
+# gunicorn serves plain HTTP on port 8000 for a TLS proxy in front (docker-compose.yml's
+# `proxy`); HTTPS is the proxy's. By default the image believes no X-Forwarded-* header:
+# BEHIND_PROXY is unset (Django ignores X-Forwarded-Proto and X-Forwarded-For) and
+# FORWARDED_ALLOW_IPS is empty (gunicorn trusts no address to say the scheme), so a client
+# reaching port 8000 directly cannot claim HTTPS or another address. Behind your own proxy,
+# set BEHIND_PROXY=true and FORWARDED_ALLOW_IPS to the proxy's address (or `*` when nothing
+# but the proxy can reach port 8000, as in the compose file).
+ENV FORWARDED_ALLOW_IPS=""
+
 EXPOSE 8000
 
 CMD ["gunicorn", "console.wsgi:application", \

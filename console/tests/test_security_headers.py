@@ -224,3 +224,20 @@ def test_check_deploy_is_clean_with_the_readme_production_settings(behind_proxy)
     assert result.returncode == 0, output
     assert "System check identified no issues" in output, output
     assert "WARNING" not in output, output
+
+
+def test_the_compose_file_and_the_image_say_who_may_claim_https():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    web = compose["web"]
+    # Only the proxy reaches gunicorn, so it and Django may believe its headers.
+    assert "ports" not in web and web["expose"] == ["8000"]
+    assert web["environment"]["BEHIND_PROXY"] == "true"
+    assert web["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert "web:8000" in compose["proxy"]["command"]
+    assert {"80:80", "443:443"} <= set(compose["proxy"]["ports"])
+    # The image alone believes no one.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'ENV FORWARDED_ALLOW_IPS=""' in dockerfile
+    assert "BEHIND_PROXY=true" not in dockerfile.replace("set BEHIND_PROXY=true", "")
