@@ -18,7 +18,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -27,6 +27,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from console import beta_services, login_limits
 from console.api_errors import error_body
 from console.beta_selectors import beta_application_audit_trail, beta_application_current
+from console.confirm import confirmation_page
 from console.errors import ServiceError
 from console.forms import (
     ApiKeyCreateForm,
@@ -428,6 +429,16 @@ def application_withdraw(request, pk: int):
     if not form.is_valid():
         messages.error(request, _("The reason is too long."))
         return redirect("application")
+    page = confirmation_page(
+        request,
+        title=_("Withdraw the application"),
+        question=_("Withdraw your application for %(company)s?") % {"company": app.company_name},
+        detail=_("Our staff stop reviewing it. You can apply again later."),
+        confirm_label=_("Withdraw the application"),
+        cancel_url=reverse("application"),
+    )
+    if page is not None:
+        return page
     try:
         beta_services.beta_application_withdraw(
             application=app, actor=request.user, reason=form.cleaned_data["reason"]
@@ -497,6 +508,19 @@ def api_key_revoke_view(request, pk: int):
     if not _can_manage_keys(request):
         return HttpResponseForbidden(_("Only owners and admins can revoke API keys."))
     key = get_object_or_404(ApiKey, pk=pk, tenant=request.tenant)
+    page = confirmation_page(
+        request,
+        title=_("Revoke an API key"),
+        question=_("Revoke the key “%(name)s” (%(prefix)s…)?")
+        % {"name": key.name, "prefix": key.prefix},
+        detail=_(
+            "Every gateway or cockpit that uses it is refused at once. This cannot be undone."
+        ),
+        confirm_label=_("Revoke the key"),
+        cancel_url=reverse("api-keys"),
+    )
+    if page is not None:
+        return page
     api_key_revoke(tenant=request.tenant, key=key, actor=request.user)
     messages.success(request, _("The key %(prefix)s… is revoked.") % {"prefix": key.prefix})
     return redirect("api-keys")

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from console.confirm import confirmation_page
 from console.errors import Conflict, ServiceError
 from console.pages import can_change, change_required, form_errors_from, form_key, member_required
 from devices.forms import CameraForm
@@ -281,7 +282,23 @@ def license_bind(request, license_id: int):
 @member_required
 @change_required
 def license_unbind(request, license_id: int):
-    lic = get_object_or_404(License, pk=license_id, tenant=request.tenant)
+    lic = get_object_or_404(
+        License.objects.select_related("device"), pk=license_id, tenant=request.tenant
+    )
+    page = confirmation_page(
+        request,
+        title=_("Unbind a license"),
+        question=_("Unbind L-%(id)s from %(serial)s?")
+        % {"id": lic.pk, "serial": lic.device.serial if lic.device else "—"},
+        detail=_(
+            "The device loses this license at once: its video may be degraded or stop while "
+            "it has too few valid licenses."
+        ),
+        confirm_label=_("Unbind the license"),
+        cancel_url=_back(request),
+    )
+    if page is not None:
+        return page
     try:
         services.license_unbind(tenant=request.tenant, license=lic, actor=request.user)
     except ServiceError as exc:

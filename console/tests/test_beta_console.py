@@ -138,7 +138,9 @@ def test_r9_the_applicant_withdraws(client, applicant):
     app = BetaApplicationFactory(applicant=applicant, state=S.IN_REVIEW)
     page = client.get("/application/")
     assert page.context["withdraw_form"] is not None
-    response = client.post(f"/application/{app.pk}/withdraw/", {"reason": "Budget moved"})
+    response = client.post(
+        f"/application/{app.pk}/withdraw/", {"reason": "Budget moved", "confirmed": "1"}
+    )
     assert response["Location"] == "/application/"
     app.refresh_from_db()
     assert app.state == S.WITHDRAWN
@@ -172,7 +174,7 @@ def test_r9_a_confirmed_application_cannot_be_withdrawn(client, applicant):
     page = client.get("/application/")
     assert page.status_code == 200
     assert page.context["withdraw_form"] is None
-    response = client.post(f"/application/{app.pk}/withdraw/", {}, follow=True)
+    response = client.post(f"/application/{app.pk}/withdraw/", {"confirmed": "1"}, follow=True)
     assert response.status_code == 200
     assert any("not possible" in str(m) for m in response.context["messages"])
     assert BetaApplication.objects.get(pk=app.pk).state == S.CONFIRMED
@@ -261,7 +263,7 @@ def test_key_creation_validates(client, alice, name, role):
 def test_owner_revokes_a_key(client, alice, tenant):
     client.force_login(alice)
     key, _ = make_api_key(tenant)
-    response = client.post(f"/keys/{key.pk}/revoke/")
+    response = client.post(f"/keys/{key.pk}/revoke/", {"confirmed": "1"})
     assert response["Location"] == "/keys/"
     key.refresh_from_db()
     assert key.revoked_at is not None
@@ -322,5 +324,5 @@ def test_a_key_made_in_the_console_works_on_the_api(client, alice, tenant):
     response = api.get("/api/v1/devices/")
     assert response.status_code == 200
     assert "truck_1" in response.content.decode()
-    client.post(f"/keys/{ApiKey.objects.get().pk}/revoke/")
+    client.post(f"/keys/{ApiKey.objects.get().pk}/revoke/", {"confirmed": "1"})
     assert api.get("/api/v1/devices/").status_code == 401

@@ -79,7 +79,9 @@ def test_r9_applicant_applies_and_withdraws_on_the_pages(mailoutbox):
     app = BetaApplication.objects.get(applicant=applicant)
     assert app.state == S.SUBMITTED
     assert any("qi@example.com" in m.to for m in mailoutbox)  # sent after the commit
-    response = client.post(f"/application/{app.pk}/withdraw/", {"reason": "Later"})
+    response = client.post(
+        f"/application/{app.pk}/withdraw/", {"reason": "Later", "confirmed": "1"}
+    )
     assert response.status_code == 302
     app.refresh_from_db()
     assert app.state == S.WITHDRAWN
@@ -207,7 +209,7 @@ def test_owner_creates_and_revokes_an_api_key_on_the_keys_page(tenant, alice):
     assert page.status_code == 200
     key = ApiKey.objects.get(name="cockpit")
     assert page.context["raw_key"]
-    assert client.post(f"/keys/{key.pk}/revoke/").status_code == 302
+    assert client.post(f"/keys/{key.pk}/revoke/", {"confirmed": "1"}).status_code == 302
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert sorted(

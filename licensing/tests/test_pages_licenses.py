@@ -155,7 +155,7 @@ def test_bind_and_unbind_from_the_list(owner, tenant, alice):
     assert response.url == "/licenses/?status=active"
     lic.refresh_from_db()
     assert lic.device == device
-    response = owner.post(f"/licenses/{lic.pk}/unbind/", follow=True)
+    response = owner.post(f"/licenses/{lic.pk}/unbind/", {"confirmed": "1"}, follow=True)
     assert f"L-{lic.pk} is unbound." in response.content.decode()
     lic.refresh_from_db()
     assert lic.device is None
@@ -209,7 +209,9 @@ def test_binding_to_another_tenants_device_is_refused(owner, tenant, other_tenan
 
 def test_next_must_stay_on_this_site(owner, tenant):
     lic = LicenseFactory(tenant=tenant)
-    response = owner.post(f"/licenses/{lic.pk}/unbind/", {"next": "https://evil.example/"})
+    response = owner.post(
+        f"/licenses/{lic.pk}/unbind/", {"next": "https://evil.example/", "confirmed": "1"}
+    )
     assert response.url == "/licenses/"
 
 
