@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a logged-in user's saved language wins over the cookie.
+    "console.user_language.UserLanguageMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "console.staff_otp.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

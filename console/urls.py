@@ -3,13 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from billing.urls import order_page_patterns
-from console import views
+from console import shell_views, user_language, views
 from licensing import api as licensing_api
 
 handler500 = "console.views.server_error"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    # Browsers that ignore the <link rel="icon"> still ask for /favicon.ico.
+    path("favicon.ico", shell_views.favicon, name="favicon"),
     path(".well-known/jwks.json", licensing_api.jwks, name="jwks"),
     # Staff two-factor pages, before the admin's own URLs (console.staff_otp).
     path("admin/2fa/", include("console.staff_otp_views")),
@@ -23,6 +25,8 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
         name="api-docs",
     ),
+    # The language switcher also saves a logged-in user's choice (console.user_language).
+    path("i18n/setlang/", user_language.set_language, name="set_language"),
     path("i18n/", include("django.conf.urls.i18n")),
     # Billing pages (the receipt at /orders/<id>/receipt/).
     path("", include("billing.urls")),
@@ -30,6 +34,9 @@ urlpatterns = [
     path("", include("devices.urls")),
     path("", include("licensing.urls")),
     path("", include(order_page_patterns)),
+    # Team, audit log and notification settings (before the shell, which had a read-only
+    # team page).
+    path("", include("console.urls_team")),
     # Team, audit log and notification settings (before the shell, which had a read-only
     # team page).
     path("", include("console.urls_team")),
