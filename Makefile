@@ -75,6 +75,7 @@ run: $(STAMP) compilemessages | $(RUNTIME_DIRS)
 	fi
 	@echo
 	@echo "Field Console:  http://$(HOST):$(PORT)/   admin: /admin/   API docs: /api/docs/"
+	@echo "现场控制台:     http://$(HOST):$(PORT)/   管理后台: /admin/   API 文档: /api/docs/"
 	@echo "Emails are written as files under var/mail/ (embedded default, no mail server)."
 	@echo "Background jobs: a Celery worker with beat runs alongside; its log is mixed in below."
 	@echo "Stop with Ctrl-C."

@@ -11,8 +11,9 @@ from console.emails import EMAIL_SEND_TASK, message_from_payload
 # goes on), well inside the hard time limit; outbox.LEASE outlives the hard limit, so no
 # email is leased out while a killed task might still be sending it.
 SWEEP_BUDGET = 120
-SEND_SOFT_TIME_LIMIT = 240
-SEND_TIME_LIMIT = 300
+# The hard limit stays under the broker's visibility timeout (console.settings).
+SEND_SOFT_TIME_LIMIT = 200
+SEND_TIME_LIMIT = 240
 
 
 @shared_task(
@@ -42,8 +43,10 @@ def deliver_webhooks(event_ids: list[str] | None = None) -> dict:
     name=EMAIL_SEND_TASK,
     autoretry_for=(SMTPException, OSError),
     retry_backoff=30,
-    retry_backoff_max=1800,
-    max_retries=8,
+    # Under the broker's visibility timeout: Redis hands a message that waits longer for
+    # its countdown to another worker as well.
+    retry_backoff_max=240,
+    max_retries=16,
 )
 def email_send(payload: dict) -> int:
     """Messages queued by earlier versions, before the outbox: still delivered after an

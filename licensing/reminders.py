@@ -17,6 +17,7 @@ What an email says is licensing.reminder_content. Sends are queued by task name
 
 import datetime as dt
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -47,10 +48,14 @@ MILESTONES = (30, 7, 1, 0)
 LATE_NOTICE_DAYS = 30
 # A sender holds a reminder this long while it builds and stores its emails. Longer than
 # the hard time limit of any task that does it (licensing.tasks), so a hung task is killed
-# before anyone else may try.
-SEND_LEASE = dt.timedelta(minutes=15)
+# before anyone else may try; shorter than the broker's visibility timeout, so the task
+# of a worker that was killed, redelivered after that timeout, finds the lease lapsed.
+SEND_LEASE = dt.timedelta(minutes=4)
 # Reminders per send task: publishing is per message, so the job queues chunks.
 SEND_CHUNK = 100
+# A chunk takes no new reminder after this many seconds and queues the rest as a chunk of
+# their own: every task stays a few seconds to a minute, whatever the database's pace.
+SEND_CHUNK_BUDGET = 30.0
 # The first retry of a reminder that could not be stored (a database error) waits this long
 # (then Celery's exponential backoff). Mail server failures are the outbox's to retry.
 RETRY_FIRST_DELAY = 30
@@ -212,11 +217,25 @@ def reminders_dispatch(*, reminder_ids: list[int], inline: bool = False) -> None
     transaction.on_commit(send_now if inline else queue)
 
 
-def reminders_send_many(*, reminder_ids: list[int]) -> dict[str, int]:
+def reminders_send_many(
+    *, reminder_ids: list[int], budget: float = SEND_CHUNK_BUDGET
+) -> dict[str, int]:
     """Send a chunk of reminders one by one. One that fails is handed to the single-reminder
-    task, which retries it with backoff, and the chunk goes on with the others."""
+    task, which retries it with backoff, and the chunk goes on with the others. After
+    `budget` seconds the rest goes on as a new chunk (a chunk re-run after its worker died
+    finds its sent reminders finished and sends only the others)."""
     outcomes: dict[str, int] = defaultdict(int)
-    for reminder_id in reminder_ids:
+    deadline = time.monotonic() + budget
+    for index, reminder_id in enumerate(reminder_ids):
+        if index and time.monotonic() > deadline:
+            rest = reminder_ids[index:]
+            try:
+                enqueue(SEND_CHUNK_TASK, rest)
+            except Exception:
+                # Broker down: they stay pending and the next run queues them again.
+                logger.exception("reminders %s…: could not queue the rest", rest[:3])
+            outcomes["deferred"] += len(rest)
+            break
         try:
             outcomes[reminder_send(reminder_id=reminder_id)] += 1
         except Exception:

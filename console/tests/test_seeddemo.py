@@ -127,3 +127,27 @@ def test_demo_key_made_under_another_secret_is_not_shown(settings):
 def test_seeddemo_cameras_stay_within_limits():
     run()
     assert Camera.objects.count() == 3 + 3 + 1 + 3 + 1
+
+
+def test_seeddemo_builds_its_licenses_through_paid_orders_once():
+    from billing.models import Order, Payment
+
+    run()
+    for slug in ("demo-mining", "demo-ports"):
+        tenant = Tenant.objects.get(slug=slug)
+        orders = Order.objects.filter(tenant=tenant)
+        assert orders.count() == 2 and set(orders.values_list("status", flat=True)) == {"paid"}
+        licenses = License.objects.filter(tenant=tenant)
+        assert licenses.count() == sum(orders.values_list("quantity", flat=True))
+        # Every demo license is linked to the order that paid for it.
+        assert not licenses.filter(order_links__isnull=True).exists()
+    before = (Order.objects.count(), Payment.objects.count(), License.objects.count())
+    run()
+    assert (Order.objects.count(), Payment.objects.count(), License.objects.count()) == before
+
+
+def test_seeddemo_prints_the_logins_in_english_and_chinese():
+    output = run()
+    assert "Demo logins (email / password):" in output
+    assert "演示账号（邮箱 / 密码）：" in output
+    assert output.count(f"{seeddemo.STAFF_EMAIL} / {seeddemo.STAFF_PASSWORD}") == 2

@@ -3,7 +3,9 @@
 Safe to run again: everything is looked up by a natural key (email, slug, serial, cockpit
 name, key digest) and only what is missing is created; licenses are issued once per demo
 tenant and bound up to each device's target. Every write goes through the services, so the
-demo data is audited like real data.
+demo data is audited like real data, and the licenses come from orders placed and paid
+through billing's services, as a customer's do (the Orders page shows them). The demo
+logins are printed in English and in Chinese.
 
 Like the API and the pages, a management command is a top-layer entry point: it may use
 every app's services (devices, licensing) even though it lives in console.
@@ -17,9 +19,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from billing import services as billing
+from billing.models import Order
 from console.models import ApiKey, Membership, Tenant, User, api_key_digest
 from console.services import audit_record, tenant_create, user_get_or_create
 from devices import services as device_services
@@ -209,20 +213,34 @@ class Command(BaseCommand):
                     _("cockpit %(slug)s/%(name)s") % {"slug": spec.slug, "name": name}
                 )
 
+    def _paid_order(self, tenant: Tenant, *, quantity: int, paid_at: dt.datetime, tag: str):
+        """A new-licenses order placed and paid at `paid_at`, as a customer's would be, so
+        the demo's Orders page shows where its licenses came from."""
+        order = billing.order_create(
+            tenant=tenant, kind=Order.Kind.NEW, years=1, quantity=quantity, actor=ACTOR, at=paid_at
+        )
+        confirmation = billing.order_confirm_payment(
+            order=order, reference=f"DEMO-{tenant.slug}-{tag}", actor=ACTOR, at=paid_at
+        )
+        return License.objects.filter(pk__in=confirmation.license_ids).order_by("id")
+
     def _licenses(self, tenant: Tenant, spec: DemoTenant, now: dt.datetime) -> None:
-        if not License.objects.filter(tenant=tenant).exists():
+        # Once per tenant: its first run places and pays two orders; a re-run finds them.
+        if not Order.objects.filter(tenant=tenant).exists() and not (
+            License.objects.filter(tenant=tenant).exists()
+        ):
             needed = sum(d.licenses for d in spec.devices) + SPARE_LICENSES
-            expiring = license_services.licenses_issue(
-                tenant=tenant,
+            expiring = self._paid_order(
+                tenant,
                 quantity=1,
-                years=1,
                 paid_at=now - dt.timedelta(days=EXPIRING_PAID_DAYS_AGO),
-                actor=ACTOR,
+                tag="1",
             )
-            license_services.licenses_issue(
-                tenant=tenant, quantity=needed - 1, years=1, paid_at=now, actor=ACTOR
+            self._paid_order(tenant, quantity=needed - 1, paid_at=now, tag="2")
+            self.created.append(
+                _("%(n)d licenses for %(slug)s, in 2 paid orders")
+                % {"n": needed, "slug": spec.slug}
             )
-            self.created.append(_("%(n)d licenses for %(slug)s") % {"n": needed, "slug": spec.slug})
             # The expiring license serves the first licensed device, so its reminder names
             # a device that would lose service.
             first = next(d for d in spec.devices if d.licenses)
@@ -276,6 +294,14 @@ class Command(BaseCommand):
             out(_("Created: %(what)s.") % {"what": ", ".join(self.created)})
         else:
             out(_("Demo data already present; nothing created."))
+        # The logins in English and in Chinese, whatever the shell's language: the demo's
+        # two tenants speak one each.
+        for language in ("en", "zh-hans"):
+            with translation.override(language):
+                self._report_logins(keys)
+
+    def _report_logins(self, keys: dict[str, str | None]) -> None:
+        out = self.stdout.write
         out("")
         out(_("Demo logins (email / password):"))
         out(f"  {STAFF_EMAIL} / {STAFF_PASSWORD}   " + _("(staff superuser: /admin/)"))
@@ -289,7 +315,6 @@ class Command(BaseCommand):
                     f"  {spec.viewer} / {VIEWER_PASSWORD}   "
                     + _("(viewer of %(slug)s)") % {"slug": spec.slug}
                 )
-        out("")
         out(_("Demo API keys (Authorization: Bearer <key>, role admin):"))
         for slug, raw in keys.items():
             shown = raw or _(
