@@ -255,9 +255,19 @@ if WEBHOOK_CA_BUNDLE and not Path(WEBHOOK_CA_BUNDLE).is_file():
 # under var/celery/ that needs no server, so `make run` shows the jobs running.
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_DIR = BASE_DIR / "var" / "celery"
+# Redis hands an unacknowledged task (its worker died) to another worker after this many
+# seconds. Every task's hard time limit stays under it (tasks are cut into batches and
+# chunks of seconds), so a killed worker's work resumes within minutes, not an hour.
+BROKER_VISIBILITY_TIMEOUT = env.int("BROKER_VISIBILITY_TIMEOUT", default=300)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+        # Each worker looks for such tasks every 10 s (kombu's default is every 100 s: ten
+        # 10-second ticks), so one comes back at most seconds after its timeout.
+        "unacked_restore_interval": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 10)),
+        "unacked_restore_throttle": 1,
+    }
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -278,11 +288,15 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
+# A task is acknowledged when it ends and queued again when its worker dies: every task
+# must be safe to re-run (those that are not say acks_late=False; console/tests/
+# test_celery_config.py lists which is which).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = 30 * 60
-CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+# Under BROKER_VISIBILITY_TIMEOUT, or a task still running would be handed out again.
+CELERY_TASK_TIME_LIMIT = 240
+CELERY_TASK_SOFT_TIME_LIMIT = 210
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -26,6 +26,7 @@ from console.timeutils import BUSINESS_TZ
 from licensing import rules
 from licensing.models import License
 from licensing.reminders import expiry_notices_claim, reminders_dispatch, reminders_requeue_stale
+from licensing.webhook_events import expired_events_record, expiry_listening_tenants
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ class ExpiryRun:
 Groups = dict[tuple[int, dt.date], int]
 
 
-def _expire_batch_postgresql(*, at: dt.datetime, limit: int, actor_label: str) -> Groups:
+def _expire_batch_postgresql(
+    *, at: dt.datetime, limit: int, actor_label: str, listening: set[int], hooked: list
+) -> Groups:
     """One statement per batch: claim, update, audit.
 
     The batch is picked through the partial index license_active_exp_idx and updated by
@@ -81,7 +84,7 @@ def _expire_batch_postgresql(*, at: dt.datetime, limit: int, actor_label: str) -
                 FOR UPDATE SKIP LOCKED
             ))
             AND status = %(active)s
-            RETURNING id, tenant_id, expires_at
+            RETURNING id, tenant_id, expires_at, device_id
         ), audited AS (
             INSERT INTO {audit}
                 (tenant_id, actor_id, actor_label, action, target_type, target_id, data,
@@ -96,7 +99,9 @@ def _expire_batch_postgresql(*, at: dt.datetime, limit: int, actor_label: str) -
             FROM expired
             GROUP BY tenant_id, (expires_at AT TIME ZONE %(tz)s)::date
         )
-        SELECT tenant_id, (expires_at AT TIME ZONE %(tz)s)::date, count(*)
+        SELECT tenant_id, (expires_at AT TIME ZONE %(tz)s)::date, count(*),
+               array_agg(ARRAY[id, coalesce(device_id, 0)] ORDER BY id)
+                   FILTER (WHERE tenant_id = ANY(%(listening)s))
         FROM expired
         GROUP BY 1, 2
     """  # noqa: S608 — table names come from model metadata, values are parameters
@@ -110,13 +115,22 @@ def _expire_batch_postgresql(*, at: dt.datetime, limit: int, actor_label: str) -
         "target_type": Tenant._meta.label_lower,
         "now": timezone.now(),
         "tz": str(BUSINESS_TZ),
+        # R15: the licenses of tenants with a listening webhook endpoint come back too (an
+        # empty list, so no license row, when none listens).
+        "listening": sorted(listening),
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {(tenant_id, day): n for tenant_id, day, n in cursor.fetchall()}
+        groups = {}
+        for tenant_id, day, n, pairs in cursor.fetchall():
+            groups[(tenant_id, day)] = n
+            hooked += [(pk, tenant_id, device_id or None, day) for pk, device_id in pairs or ()]
+        return groups
 
 
-def _expire_batch_portable(*, at: dt.datetime, limit: int, actor_label: str) -> Groups:
+def _expire_batch_portable(
+    *, at: dt.datetime, limit: int, actor_label: str, listening: set[int], hooked: list
+) -> Groups:
     """SQLite (the embedded default) and any other database. The selected rows are locked
     (select_for_update; on SQLite the IMMEDIATE transaction already holds the write lock),
     so the compare-and-set update changes exactly the rows read here."""
@@ -124,7 +138,7 @@ def _expire_batch_portable(*, at: dt.datetime, limit: int, actor_label: str) -> 
     rows = list(
         License.objects.select_for_update(skip_locked=skip_locked)
         .filter(status=License.Status.ACTIVE, expires_at__lte=at)
-        .values_list("id", "tenant_id", "expires_at")[:limit]
+        .values_list("id", "tenant_id", "expires_at", "device_id")[:limit]
     )
     if not rows:
         return {}
@@ -133,8 +147,10 @@ def _expire_batch_portable(*, at: dt.datetime, limit: int, actor_label: str) -> 
     )
     now = timezone.now()
     by_group: dict[tuple[int, dt.date], list[tuple[int, dt.datetime]]] = defaultdict(list)
-    for pk, tenant_id, expires_at in rows:
+    for pk, tenant_id, expires_at, device_id in rows:
         by_group[(tenant_id, rules.expiry_date(expires_at))].append((pk, expires_at))
+        if tenant_id in listening:
+            hooked.append((pk, tenant_id, device_id, rules.expiry_date(expires_at)))
     # The same audit rows as the PostgreSQL statement: one per tenant and expiry date.
     AuditEvent.objects.bulk_create(
         [
@@ -173,6 +189,7 @@ def licenses_expire_batch(
     batch_size: int,
     actor: str,
     send_inline: bool = False,
+    listening: set[int] | None = None,
 ) -> ExpiryBatch:
     """One batch in one transaction: up to `batch_size` licenses due at `at` recorded as
     expired, their audit events, and the expiry-date notices their (tenant, expiry date)
@@ -188,8 +205,15 @@ def licenses_expire_batch(
     expire_batch = (
         _expire_batch_postgresql if connection.vendor == "postgresql" else _expire_batch_portable
     )
+    if listening is None:
+        listening = expiry_listening_tenants()
     with transaction.atomic():
-        batch = expire_batch(at=at, limit=batch_size, actor_label=actor)
+        hooked: list = []
+        batch = expire_batch(
+            at=at, limit=batch_size, actor_label=actor, listening=listening, hooked=hooked
+        )
+        # The batch's webhook events, set-based, in the batch's transaction.
+        expired_events_record(rows=hooked, at=at)
         notices = expiry_notices_claim(groups=batch, at=at)
         reminders_dispatch(reminder_ids=notices, inline=send_inline)
     expired = sum(batch.values())
@@ -214,9 +238,15 @@ def licenses_expire_due(
     stored-active rows), not with all licenses."""
     at = at or timezone.now()
     run = ExpiryRun()
+    # R15: tenants whose webhook endpoints want license.expired or device.service_changed.
+    listening = expiry_listening_tenants()
     while True:
         batch = licenses_expire_batch(
-            at=at, batch_size=batch_size, actor=actor, send_inline=send_inline
+            at=at,
+            batch_size=batch_size,
+            actor=actor,
+            send_inline=send_inline,
+            listening=listening,
         )
         run.expired += batch.expired
         run.notices += batch.notices
