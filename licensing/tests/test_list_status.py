@@ -69,17 +69,24 @@ def test_device_status_in_sql_matches_the_rule(tenant):
             valid,
             rules.device_license_status(required=required, valid=valid),
         )
-    got = {
-        d.pk: (
-            rules.requirement(
-                [c.pixels for c in d.cameras.all() if c.enabled], d.max_concurrent_streams
-            ).licenses,
-            d.lic_valid,
-            d.lic_status,
-        )
-        for d in selectors.devices_with_status(tenant, at=now).prefetch_related("cameras")
-    }
+    statuses = selectors.device_statuses(tenant, at=now)
+    rows = selectors.devices_with_licensing(selectors.device_search(tenant, at=now), at=now)
+    got = {d.pk: (lic.licenses_required, lic.licenses_valid, statuses[d.pk]) for d, lic in rows}
     assert got == expected
     counts = selectors.device_status_counts(tenant, at=now)
     for status in selectors.DEVICE_STATUSES:
         assert counts[status] == sum(1 for v in expected.values() if v[2] == status)
+    for status in selectors.DEVICE_STATUSES:
+        filtered = selectors.device_search(tenant, status=status, at=now)
+        assert {d.pk for d in filtered} == {pk for pk, v in expected.items() if v[2] == status}
+
+
+def test_a_device_without_enabled_cameras_needs_one_license(tenant, other_tenant):
+    """R1: max(1, …) — and another tenant's licenses never count."""
+    device = DeviceFactory(tenant=tenant)
+    CameraFactory(device=device, enabled=False)
+    theirs = DeviceFactory(tenant=other_tenant)
+    LicenseFactory(tenant=other_tenant, device=theirs)
+    assert selectors.device_statuses(tenant) == {device.pk: rules.UNLICENSED}
+    LicenseFactory(tenant=tenant, device=device)
+    assert selectors.device_statuses(tenant) == {device.pk: rules.LICENSED}
