@@ -284,7 +284,7 @@ def test_an_offline_grant_asks_for_no_transfer(
     # Only the payment's email: the deal was settled outside the console.
     assert len(messages) == 2
     en = by_recipient(messages)["ada@example.com"]
-    assert en.subject == f"Order #{result.order.pk} is paid: 1 licenses issued"
+    assert en.subject == f"Order #{result.order.pk} is paid: 1 license issued"
 
 
 # --- R13: payment confirmed ---------------------------------------------------------------------
@@ -325,7 +325,7 @@ def test_renewal_paid_email_gives_the_new_expiry(
         order = renewal_order(tenant, [lic], years=2)
         _result, messages = sent(mailoutbox, django_capture_on_commit_callbacks, lambda: pay(order))
     en = by_recipient(messages)["ada@example.com"]
-    assert en.subject == f"Order #{order.pk} is paid: 1 licenses renewed"
+    assert en.subject == f"Order #{order.pk} is paid: 1 license renewed"
     assert "last day of service 2029-03-15" in en.body  # R4: from the last service date
     assert f"L-{lic.pk}" in en.body
 

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from billing import services as billing
 from billing.models import Order
@@ -261,7 +262,11 @@ class Command(BaseCommand):
                     tenant=tenant, device=device, count=missing, at=now, actor=ACTOR
                 )
                 self.created.append(
-                    _("%(n)d licenses bound to %(slug)s/%(serial)s")
+                    ngettext(
+                        "%(n)d license bound to %(slug)s/%(serial)s",
+                        "%(n)d licenses bound to %(slug)s/%(serial)s",
+                        missing,
+                    )
                     % {"n": missing, "slug": spec.slug, "serial": demo.serial}
                 )
 
