@@ -36,7 +36,7 @@ from console.timeutils import business_date, start_of_business_day
 from licensing import rules
 from licensing.models import License, SentReminder
 from licensing.reminder_content import reminder_content, reminder_emails_store
-from licensing.webhook_events import expiring_event_record
+from licensing.webhook_events import expiring_event_record, webhooks_enabled_q
 
 logger = logging.getLogger(__name__)
 
@@ -360,7 +360,13 @@ def reminder_send(*, reminder_id: int, at: dt.datetime | None = None) -> str:
     )
     if claimed != 1:
         return "not_claimed"
-    reminder = SentReminder.objects.select_related("tenant").get(pk=reminder_id)
+    # R15: whether the tenant has an enabled webhook endpoint, in the same statement (no
+    # extra statement per reminder for the tenants without one).
+    reminder = (
+        SentReminder.objects.select_related("tenant")
+        .annotate(has_webhooks=webhooks_enabled_q("tenant"))
+        .get(pk=reminder_id)
+    )
     tenant = reminder.tenant
     days_left = (reminder.expiry_date - business_date(now)).days
     due = milestone_due(days_left)
@@ -401,11 +407,12 @@ def reminder_send(*, reminder_id: int, at: dt.datetime | None = None) -> str:
                 reminder=reminder, content=content, recipients=recipients, days_left=days_left
             )
             # R15: the same milestone, for the tenant's systems.
-            expiring_event_record(
-                tenant_id=tenant.pk,
-                milestone=reminder.milestone,
-                expiry_date=reminder.expiry_date,
-            )
+            if reminder.has_webhooks:
+                expiring_event_record(
+                    tenant_id=tenant.pk,
+                    milestone=reminder.milestone,
+                    expiry_date=reminder.expiry_date,
+                )
             if not _reminder_finish(
                 reminder,
                 status=SentReminder.Status.SENT,

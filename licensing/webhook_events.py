@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Exists, OuterRef, Prefetch
 from django.utils import timezone
 
 from console.models import WebhookEndpoint
@@ -166,4 +166,12 @@ def expiring_event_record(*, tenant_id: int, milestone: int, expiry_date: dt.dat
                 {"milestone": milestone, "expiry_date": expiry_date, "licenses": licenses},
             )
         ]
+    )
+
+
+def webhooks_enabled_q(tenant_field: str) -> Exists:
+    """An annotation: whether the row's tenant has an enabled webhook endpoint (a job asks
+    it in a statement it runs anyway)."""
+    return Exists(
+        WebhookEndpoint.objects.filter(tenant_id=OuterRef(f"{tenant_field}_id"), enabled=True)
     )
