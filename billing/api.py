@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from billing import selectors, services
 from billing.models import MONEY_PLACES, Order, RefundRequest
+from billing.services.idempotency import MAX_IDEMPOTENCY_KEY_LENGTH
 from console.api import (
     MAX_ID,
     ApiPagination,
@@ -159,7 +160,8 @@ class OrderOutput(serializers.ModelSerializer):
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    # What billing.services.idempotency accepts: 1–255 characters, not only spaces.
+    {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH, "pattern": r"\S"},
     OpenApiParameter.HEADER,
     required=True,
     description=str(

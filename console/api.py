@@ -123,6 +123,14 @@ class ApiPagination(PageNumberPagination):
             )
         return min(int(value), self.max_page_size)
 
+    def get_schema_operation_parameters(self, view):
+        # What the two checks above accept, so generated clients (and the fuzzer) send
+        # only pages and sizes that exist; a size over max_page_size is served as the max.
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 999_999_999}
+        return parameters
+
 
 def paginated(request, view, queryset: QuerySet, output_class, *, prepare=None) -> Response:
     """One page of `queryset` with `count`, `next`, `previous` and `results`. `prepare`
