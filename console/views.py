@@ -6,6 +6,7 @@ member page gets its objects through tenant-scoped querysets, so another tenant'
 404.
 """
 
+import secrets
 import sys
 from functools import wraps
 
@@ -313,7 +314,6 @@ def dashboard(request):
     figures (R5), devices by status (R1 against R6's valid licenses), the expiry timeline of
     the next 12 months, the licenses expiring soonest with a one-click renewal (R4), and
     what a new tenant does first."""
-    from console.pages import can_change, form_key
     from licensing.templatetags.license_urgency import days_left
 
     membership = current_membership(request)
@@ -327,7 +327,13 @@ def dashboard(request):
     devices_total = sum(devices.values())
     api_keys_active = ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
     soonest = [
-        {"license": lic, "days_left": days_left(lic.expires_at, now), "key": form_key()}
+        # One Idempotency-Key per rendered renewal form, as console.pages.form_key makes
+        # them (console.pages imports this module, so it cannot be imported from here).
+        {
+            "license": lic,
+            "days_left": days_left(lic.expires_at, now),
+            "key": "web-" + secrets.token_hex(16),
+        }
         for lic in licenses_expiring_soonest(tenant, limit=5, at=now)
     ]
     checklist = [
@@ -360,7 +366,8 @@ def dashboard(request):
         "checklist": checklist,
         "checklist_open": not all(item["done"] for item in checklist),
         "api_keys_active": api_keys_active,
-        "can_change": can_change(request),
+        # console.pages.can_change, the same two rules.
+        "can_change": membership.role in MANAGER_ROLES and tenant_writable(request),
     }
     return render(request, "console/dashboard.html", context)
 

@@ -65,7 +65,7 @@ def test_pages_get_an_error_page_in_the_visitors_language(
     def boom(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(views, "devices_with_license_counts", boom)
+    monkeypatch.setattr(views, "license_stats", boom)
     client = Client(raise_request_exception=False)
     client.force_login(alice)
     for language, text in words.items():
