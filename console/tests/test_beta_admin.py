@@ -55,6 +55,9 @@ def test_r9_reviewers_group_has_just_the_permissions_it_needs():
         ("console", "view_tenant"),
         ("console", "suspend_tenant"),
         ("console", "view_auditevent"),
+        # The outbox (R13): what was sent to applicants, and a retry of a failed email.
+        ("console", "view_outboundemail"),
+        ("console", "change_outboundemail"),
     }
 
 
