@@ -34,11 +34,7 @@ urlpatterns = [
     path("", include("devices.urls")),
     path("", include("licensing.urls")),
     path("", include(order_page_patterns)),
-    # Team, audit log and notification settings (before the shell, which had a read-only
-    # team page).
-    path("", include("console.urls_team")),
-    # Team, audit log and notification settings (before the shell, which had a read-only
-    # team page).
+    # Team, invitations, audit log and notification settings (console/urls_team.py).
     path("", include("console.urls_team")),
     path("", include("console.urls_console")),
 ]

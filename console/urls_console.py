@@ -51,7 +51,7 @@ urlpatterns = [
     # Tenant shell
     path("keys/", views.api_keys, name="api-keys"),
     path("keys/<int:pk>/revoke/", views.api_key_revoke_view, name="api-key-revoke"),
-    path("team/", views.team, name="team"),
+    # The team page is console/urls_team.py's.
     # Webhooks (R15)
     path("webhooks/", webhooks_views.webhooks_page, name="webhooks"),
     path("webhooks/<int:pk>/", webhooks_views.webhook_detail, name="webhook-detail"),

@@ -531,14 +531,3 @@ def api_key_revoke_view(request, pk: int):
     api_key_revoke(tenant=request.tenant, key=key, actor=request.user)
     messages.success(request, _("The key %(prefix)s… is revoked.") % {"prefix": key.prefix})
     return redirect("api-keys")
-
-
-@member_required
-@require_safe
-def team(request):
-    members = (
-        Membership.objects.filter(tenant=request.tenant)
-        .select_related("user")
-        .order_by("created_at", "id")
-    )
-    return render(request, "console/team.html", {"tenant": request.tenant, "members": members})
