@@ -347,9 +347,7 @@ def control_session_acquire(
     if holder is not None:
         if holder.lease_expires_at <= at:
             _end(holder, reason=ControlSession.EndReason.LAPSED, at=holder.lease_expires_at)
-        elif holder.cockpit_id == cockpit.pk and (
-            trusted or control_token_matches(holder, token)
-        ):
+        elif holder.cockpit_id == cockpit.pk and (trusted or control_token_matches(holder, token)):
             holder.lease_expires_at = lease_until
             holder.save(update_fields=["lease_expires_at"])
             return holder, False
