@@ -97,7 +97,9 @@ def test_a_link_that_is_not_ours_or_expired_does_nothing(
         with django_capture_on_commit_callbacks(execute=True):
             post_signup(client, "late@example.com")
         link = re.search(r"(/signup/confirm/\S+/)", mailoutbox[0].body).group(1)
-        tampered = link[:-3] + ("A" if link[-3] != "A" else "B") + link[-2:]
+        # A character in the middle: the last ones may hold base64 padding bits.
+        middle = len(link) // 2
+        tampered = link[:middle] + ("A" if link[middle] != "A" else "Q") + link[middle + 1 :]
         response = client.post(tampered)
         assert response.status_code == 200
         assert response.context["valid"] is False
