@@ -400,9 +400,13 @@ STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=not DEBUG)
 OTP_TOTP_ISSUER = "Field Console"
 
 # --- HTTPS, proxies and security headers ----------------------------------------------
-# With DEBUG off everything defaults to HTTPS only; the test runner keeps plain HTTP.
+# With DEBUG off, cookies are HTTPS only and HSTS lasts a year; the test runner keeps plain
+# HTTP. Redirecting plain HTTP is the TLS proxy's job (the compose file's Caddy does it) and
+# is set with SECURE_SSL_REDIRECT=true where Django itself faces clients: on by default it
+# would turn every gateway call that reaches gunicorn directly (a health probe, a sidecar,
+# the benchmarks' plain-HTTP method) into a 301.
 _HTTPS_ONLY = not DEBUG and not TESTING
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_HTTPS_ONLY)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # The container's health check asks over plain HTTP from inside the host.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _HTTPS_ONLY else 0)

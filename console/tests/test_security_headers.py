@@ -32,6 +32,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://fieldconsole:secret@db.example:5432/fieldconsole",
     "REDIS_URL": "redis://redis.example:6379/0",
     "EMAIL_URL": "smtp://mail.example:587",
+    "SECURE_SSL_REDIRECT": "true",
     "BEHIND_PROXY": "true",
 }
 
@@ -166,7 +167,8 @@ HTTPS = (
 def test_production_defaults_are_https_only_and_trust_no_proxy():
     values = settings_of(*HTTPS, DEBUG="false")
     assert values == {
-        "SECURE_SSL_REDIRECT": True,
+        # Redirecting plain HTTP is the TLS proxy's job unless SECURE_SSL_REDIRECT says so.
+        "SECURE_SSL_REDIRECT": False,
         "SECURE_HSTS_SECONDS": 31_536_000,
         "SESSION_COOKIE_SECURE": True,
         "CSRF_COOKIE_SECURE": True,
