@@ -32,6 +32,7 @@ from devices.models import MAX_CAMERAS_PER_DEVICE, MAX_SIDE, SERIAL_REGEX, Camer
 from devices.models import RemoteCockpit as Cockpit
 from licensing.selectors import device_licensing, devices_with_license_counts
 from licensing.services import device_delete_unbinding
+from licensing.webhook_events import device_service_watched
 
 DEVICE_STATUSES = [
     ("licensed", gettext_lazy("Licensed")),
@@ -236,9 +237,10 @@ class CameraListApi(APIView):
         device = FieldDevice.objects.filter(tenant=request.tenant, pk=data.pop("device")).first()
         if device is None:
             raise _no_such_device()
-        camera = services.camera_create(
-            tenant=request.tenant, device=device, actor=request.principal.actor, **data
-        )
+        with device_service_watched(tenant_id=request.tenant.pk, device_id=device.pk):
+            camera = services.camera_create(
+                tenant=request.tenant, device=device, actor=request.principal.actor, **data
+            )
         return Response(CameraOutput(camera).data, status=status.HTTP_201_CREATED)
 
 
@@ -268,15 +270,19 @@ class CameraDetailApi(APIView):
             raise exceptions.ValidationError(
                 {"device": [_("A camera cannot be moved to another device.")]}
             )
-        camera = services.camera_update(
-            tenant=request.tenant, camera=camera, actor=request.principal.actor, **data
-        )
+        with device_service_watched(tenant_id=request.tenant.pk, device_id=camera.device_id):
+            camera = services.camera_update(
+                tenant=request.tenant, camera=camera, actor=request.principal.actor, **data
+            )
         return Response(CameraOutput(camera).data)
 
     @extend_schema(operation_id="cameras_destroy", responses={**_deleted(), **error_responses(404)})
     def delete(self, request, id: int):
         camera = get_or_404(_cameras(request.tenant), id)
-        services.camera_delete(tenant=request.tenant, camera=camera, actor=request.principal.actor)
+        with device_service_watched(tenant_id=request.tenant.pk, device_id=camera.device_id):
+            services.camera_delete(
+                tenant=request.tenant, camera=camera, actor=request.principal.actor
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -23,6 +23,7 @@ from devices.forms import CameraForm, DeviceForm, camera_initial
 from devices.models import MAX_CAMERAS_PER_DEVICE, Camera, FieldDevice
 from licensing.forms import DeviceFilterForm
 from licensing.selectors import device_search, devices_with_licensing
+from licensing.webhook_events import device_service_watched
 
 DEVICES_PER_PAGE = 50
 
@@ -143,9 +144,13 @@ def camera_add(request, device_id: int):
     form = _bound(CameraForm, request)
     if form.is_bound and form.is_valid():
         try:
-            camera = services.camera_create(
-                tenant=request.tenant, device=device, actor=request.user, **form.service_values()
-            )
+            with device_service_watched(tenant_id=request.tenant.pk, device_id=device.pk):
+                camera = services.camera_create(
+                    tenant=request.tenant,
+                    device=device,
+                    actor=request.user,
+                    **form.service_values(),
+                )
         except ServiceError as exc:
             form_errors_from(form, exc)
         else:
@@ -178,9 +183,13 @@ def camera_edit(request, device_id: int, camera_id: int):
     form = _bound(CameraForm, request, initial=camera_initial(camera))
     if form.is_bound and form.is_valid():
         try:
-            services.camera_update(
-                tenant=request.tenant, camera=camera, actor=request.user, **form.service_values()
-            )
+            with device_service_watched(tenant_id=request.tenant.pk, device_id=camera.device_id):
+                services.camera_update(
+                    tenant=request.tenant,
+                    camera=camera,
+                    actor=request.user,
+                    **form.service_values(),
+                )
         except ServiceError as exc:
             form_errors_from(form, exc)
         else:
@@ -199,7 +208,8 @@ def camera_edit(request, device_id: int, camera_id: int):
 def camera_delete(request, device_id: int, camera_id: int):
     camera = _camera(request, device_id, camera_id)
     try:
-        services.camera_delete(tenant=request.tenant, camera=camera, actor=request.user)
+        with device_service_watched(tenant_id=request.tenant.pk, device_id=camera.device_id):
+            services.camera_delete(tenant=request.tenant, camera=camera, actor=request.user)
     except ServiceError as exc:
         messages.error(request, str(exc.detail))
     else:

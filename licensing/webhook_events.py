@@ -10,9 +10,11 @@ endpoint of the tenant wants that event.
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Prefetch
 from django.utils import timezone
 
@@ -89,6 +91,17 @@ def device_service_changes_record(snapshot: ServiceSnapshot | None) -> None:
             if pk in after and after[pk] != before
         ]
     )
+
+
+@contextmanager
+def device_service_watched(*, tenant_id: int, device_id: int) -> Iterator[None]:
+    """R15: a change to a device's cameras (devices.services knows nothing of licenses) in
+    one transaction with the `device.service_changed` event it causes, if it moves the
+    device's service level. The API and the pages wrap camera writes in it."""
+    with transaction.atomic():
+        snapshot = device_service_snapshot(tenant_id=tenant_id, device_ids=[device_id])
+        yield
+        device_service_changes_record(snapshot)
 
 
 def licenses_event_data(licenses: Sequence[License], **extra) -> list[dict]:

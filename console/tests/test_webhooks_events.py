@@ -105,3 +105,32 @@ def test_control_started_and_ended(tenant, device, listening):
     ended = control_sessions_end_lapsed(at=timezone.now() + dt.timedelta(hours=1))
     assert ended == 1
     assert events("control.ended")[0][1]["reason"] == "lapsed"
+
+
+def test_a_camera_change_tells_the_service_change(tenant, device, listening, admin_api, owner):
+    """R15: a camera added, changed or deleted through the API or the console page moves
+    the device's service level: one `device.service_changed` event with it."""
+    LicenseFactory(tenant=tenant, device=device)  # one license: 1280×720 fits, no more
+    body = {"device": device.pk, "width": 1920, "height": 1080, "name": "wide"}
+    response = admin_api.post("/api/v1/cameras/", body, format="json")
+    assert response.status_code == 201
+    camera_id = response.json()["id"]
+    codes = [data["code"] for _type, data in events("device.service_changed")]
+    assert codes[-1] == {"before": "VALID", "after": "DEGRADED"}
+    patched = admin_api.patch(f"/api/v1/cameras/{camera_id}/", {"enabled": False}, format="json")
+    assert patched.status_code == 200
+    codes = [data["code"] for _type, data in events("device.service_changed")]
+    assert codes[-1] == {"before": "DEGRADED", "after": "VALID"}
+    # A change that does not move the level tells nothing.
+    admin_api.patch(f"/api/v1/cameras/{camera_id}/", {"name": "wide angle"}, format="json")
+    assert len(events("device.service_changed")) == len(codes)
+    # The console page: re-enabled, the wide camera degrades the device again; deleting it
+    # on the page restores full service, told once.
+    admin_api.patch(f"/api/v1/cameras/{camera_id}/", {"enabled": True}, format="json")
+    owner.post(f"/devices/{device.pk}/cameras/{camera_id}/delete/", {"confirmed": "1"})
+    assert not device.cameras.filter(pk=camera_id).exists()
+    codes = [data["code"] for _type, data in events("device.service_changed")]
+    assert codes[-2:] == [
+        {"before": "VALID", "after": "DEGRADED"},
+        {"before": "DEGRADED", "after": "VALID"},
+    ]
