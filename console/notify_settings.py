@@ -46,7 +46,7 @@ def notification_recipient_add(
         raise InvalidInput(
             _("Enter a valid email address."), errors={"email": [_("Enter a valid email address.")]}
         ) from exc
-    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    tenant = Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
     existing = NotificationRecipient.objects.filter(tenant=tenant, kind=kind)
     if existing.filter(email__iexact=email).exists():
         raise InvalidInput(

@@ -182,7 +182,7 @@ def tenant_set_status(
 ) -> Tenant:
     if status not in Tenant.Status.values:
         raise InvalidInput(_("Unknown tenant status."), errors={"status": [_("Unknown status.")]})
-    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    tenant = Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
     if tenant.status != status:
         old = tenant.status
         tenant.status = status

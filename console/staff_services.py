@@ -36,7 +36,7 @@ def _tenant_change_status(*, tenant: Tenant, status: str, actor: Actor, reason: 
     with transaction.atomic():
         # The lock makes the check below the truth: whoever comes second waits, then finds
         # the status already changed and changes, audits and emails nothing.
-        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        locked = Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
         if locked.status == status:
             raise Conflict(
                 _("%(tenant)s is already %(status)s; nothing was changed.")

@@ -30,7 +30,7 @@ _SALT = "console.team.invitation"
 
 
 def _lock_tenant(tenant: Tenant) -> Tenant:
-    return Tenant.objects.select_for_update().get(pk=tenant.pk)
+    return Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
 
 
 def _check_role(role: str) -> None:

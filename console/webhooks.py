@@ -311,7 +311,7 @@ def webhook_endpoint_create(
     values = _validate({"url": url, "events": events, "enabled": enabled})
     # The tenant's row lock makes the count and the insert one step: two concurrent
     # creations cannot both be the 20th.
-    Tenant.objects.select_for_update().filter(pk=tenant.pk).exists()
+    Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).exists()
     if WebhookEndpoint.objects.filter(tenant=tenant).count() >= MAX_ENDPOINTS_PER_TENANT:
         message = _("A tenant may have at most %(max)d webhook endpoints.") % {
             "max": MAX_ENDPOINTS_PER_TENANT

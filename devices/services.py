@@ -60,7 +60,7 @@ def _apply(obj, fields: tuple[str, ...], values: dict[str, Any]) -> dict[str, An
 def _locked(model, **lookups):
     """The row, locked for the caller's transaction; NotFound when the tenant has no such
     row (another tenant's object is a 404, never a 500)."""
-    obj = model.objects.select_for_update().filter(**lookups).first()
+    obj = model.objects.select_for_update(no_key=True).filter(**lookups).first()
     if obj is None:
         raise NotFound(_("Not found."))
     return obj
@@ -162,7 +162,11 @@ def camera_create(
 ) -> Camera:
     # Lock the device so two concurrent creators cannot both take the last slot; the
     # unique (device, slot) constraint backs this up in the database.
-    device = FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).first()
+    device = (
+        FieldDevice.objects.select_for_update(no_key=True)
+        .filter(pk=device.pk, tenant=tenant)
+        .first()
+    )
     if device is None:
         raise InvalidInput(
             _("Unknown device."), errors={"device": [_("No such device in this tenant.")]}

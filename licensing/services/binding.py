@@ -24,8 +24,11 @@ from licensing.webhook_events import (
 def lock_tenant(tenant: Tenant) -> None:
     # Binding and renewal take the tenant's row lock first: writers of one tenant queue up
     # instead of racing for the same free licenses, or locking the same licenses in
-    # different orders (PostgreSQL; SQLite serialises writers anyway).
-    Tenant.objects.select_for_update().filter(pk=tenant.pk).exists()
+    # different orders (PostgreSQL; SQLite serialises writers anyway). FOR NO KEY UPDATE, as
+    # every parent-row lock here: a plain FOR UPDATE also blocks the key-share lock that any
+    # insert referencing the tenant takes (an audit event), and a writer holding a device
+    # while inserting one deadlocked against a binder holding the tenant (found by the fuzz).
+    Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).exists()
 
 
 def _device_of(tenant: Tenant, device: FieldDevice | int) -> FieldDevice:
@@ -33,7 +36,11 @@ def _device_of(tenant: Tenant, device: FieldDevice | int) -> FieldDevice:
     # Locked, so a concurrent device_delete_unbinding (which locks the device first) either
     # sees this binding or makes this call fail with "unknown device" — never a license
     # bound to a deleted device.
-    found = FieldDevice.objects.select_for_update().filter(tenant=tenant, pk=device_id).first()
+    found = (
+        FieldDevice.objects.select_for_update(no_key=True)
+        .filter(tenant=tenant, pk=device_id)
+        .first()
+    )
     if found is None:
         raise InvalidInput(
             _("Unknown device."), errors={"device": [_("No such device in this tenant.")]}
@@ -171,7 +178,11 @@ def device_delete_unbinding(*, tenant: Tenant, device: FieldDevice, actor: Actor
     """R7: delete a device; its licenses are unbound (audited) in the same transaction."""
     # The device lock comes first: binders lock the device too, so no license can be bound
     # to it between the read below and the delete.
-    if not FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).exists():
+    if (
+        not FieldDevice.objects.select_for_update(no_key=True)
+        .filter(pk=device.pk, tenant=tenant)
+        .exists()
+    ):
         raise NotFound(_("Not found."))
     # Locked in id order, the order renewal uses, so the two cannot deadlock.
     bound = list(

@@ -49,7 +49,11 @@ def control_acquire(
         )
     # Lock the device before reading its licenses, so a concurrent unbind cannot slip between
     # the check and the grant.
-    if not FieldDevice.objects.select_for_update().filter(pk=device.pk, tenant=tenant).exists():
+    if (
+        not FieldDevice.objects.select_for_update(no_key=True)
+        .filter(pk=device.pk, tenant=tenant)
+        .exists()
+    ):
         raise NotFound(_("Not found."))
     _require_valid_license(tenant, device, at)
     session, created = device_services.control_session_acquire(
