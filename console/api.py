@@ -45,6 +45,13 @@ class JsonBoolean(_JsonTyped, serializers.BooleanField):
 class JsonString(_JsonTyped, serializers.CharField):
     json_types = (str,)
 
+    def to_internal_value(self, data):
+        # The schema's maxLength is the value as sent: one padded with spaces past it is
+        # refused, not trimmed under it and accepted.
+        if self.max_length is not None and isinstance(data, str) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
 
 class JsonRegex(_JsonTyped, serializers.RegexField):
     json_types = (str,)

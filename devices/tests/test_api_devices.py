@@ -230,3 +230,12 @@ def test_delete_unbinds_its_licenses(admin_api, tenant):
     assert lic.status == License.Status.ACTIVE
     assert AuditEvent.objects.filter(action="license.unbound", target_id=str(lic.pk)).exists()
     assert admin_api.get(f"{URL}{device.pk}/").status_code == 404
+
+
+def test_a_name_padded_past_its_length_is_refused_not_trimmed(admin_api):
+    """The schema's maxLength holds for the value as sent (found by the API fuzz)."""
+    response = admin_api.post("/api/v1/cockpits/", {"name": "    " + "x" * 198}, format="json")
+    assert response.status_code == 400
+    assert "name" in response.json()["errors"]
+    response = admin_api.post("/api/v1/cockpits/", {"name": "  desk  "}, format="json")
+    assert response.status_code == 201 and response.json()["name"] == "desk"
