@@ -23,16 +23,16 @@ import datetime as dt
 import logging
 import smtplib
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from console import claims
 from console.celery import enqueue
 from console.models import OutboundEmail
 
@@ -114,9 +114,7 @@ def outbound_emails_queue(*, message_ids: list[str]) -> None:
 
 
 def _due(now: dt.datetime) -> QuerySet[OutboundEmail]:
-    return OutboundEmail.objects.filter(status=Status.PENDING, next_attempt_at__lte=now).filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lte=now)
-    )
+    return claims.due(OutboundEmail.objects.all(), now=now)
 
 
 def outbound_emails_claim(
@@ -132,16 +130,8 @@ def outbound_emails_claim(
     due = _due(now)
     if message_ids is not None:
         due = due.filter(message_id__in=list(message_ids))
-    ids = list(due.order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
+    token, ids = claims.claim(due, now=now, lease=LEASE, limit=limit)
     if not ids:
-        return "", []
-    token = uuid.uuid4().hex
-    claimed = (
-        _due(now)
-        .filter(pk__in=ids)
-        .update(lease_until=now + LEASE, claim_token=token, attempts=F("attempts") + 1)
-    )
-    if not claimed:
         return token, []
     return token, list(OutboundEmail.objects.filter(pk__in=ids, claim_token=token).order_by("id"))
 

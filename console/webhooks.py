@@ -52,13 +52,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from standardwebhooks import Webhook
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from console import claims
 from console.celery import enqueue
 from console.emails import send_templated_email, tenant_recipients
 from console.errors import InvalidInput
@@ -546,9 +547,7 @@ class AttemptResult:
 
 
 def _due(now: dt.datetime) -> QuerySet[WebhookDelivery]:
-    return WebhookDelivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now).filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lte=now)
-    )
+    return claims.due(WebhookDelivery.objects.all(), now=now)
 
 
 def webhook_deliveries_claim(
@@ -562,16 +561,8 @@ def webhook_deliveries_claim(
     due = _due(now).filter(endpoint__enabled=True)
     if event_ids is not None:
         due = due.filter(event_id__in=list(event_ids))
-    ids = list(due.order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
+    token, ids = claims.claim(due, now=now, lease=LEASE, limit=limit)
     if not ids:
-        return "", []
-    token = uuid.uuid4().hex
-    claimed = (
-        _due(now)
-        .filter(pk__in=ids)
-        .update(lease_until=now + LEASE, claim_token=token, attempts=F("attempts") + 1)
-    )
-    if not claimed:
         return token, []
     rows = WebhookDelivery.objects.filter(pk__in=ids, claim_token=token)
     return token, list(rows.select_related("endpoint", "event").order_by("next_attempt_at", "id"))
