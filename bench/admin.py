@@ -22,19 +22,18 @@ Options by environment: BENCH_ADMIN_DATABASE_URL, BENCH_ROUNDS (7), BENCH_FRESH_
 BENCH_ONLY (a substring of the page labels to run, for a quick look at some of them).
 """
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
-import re
 import statistics
 import sys
 import time
-import warnings
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
+
+import inprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -55,70 +54,19 @@ SESSIONS = 100_000
 BETA_APPLICATIONS = 5_000
 SEED_MARK = "bench_admin_seed"  # a one-row table: the seed is complete
 
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ["DATABASE_URL"] = DATABASE_URL
-os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
-os.environ["DEBUG"] = "false"
-os.environ["ALLOWED_HOSTS"] = "testserver"
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789abcdef")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-
-# whitenoise's note that var/static/ is missing (no collectstatic in a bench run)
-warnings.filterwarnings("ignore", message="No directory at")
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def fail(message: str) -> None:
-    sys.stdout.flush()
-    print(f"bench/admin.py: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def ensure_database() -> None:
-    import psycopg
-    from psycopg import errors
-
-    parts = urlsplit(DATABASE_URL)
-    name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[a-z0-9_]+", name):
-        fail(f"unexpected database name {name!r} in BENCH_ADMIN_DATABASE_URL")
-    admin_url = parts._replace(path="/postgres").geturl()
-    try:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            if os.environ.get("BENCH_FRESH_DB") == "1":
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if found.fetchone() is None:
-                with contextlib.suppress(errors.DuplicateDatabase):
-                    conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        fail(f"PostgreSQL is not reachable at {admin_url}: {exc}")
+inprocess.configure(DATABASE_URL)
+log, fail = inprocess.log, inprocess.fail
 
 
 def setup_django() -> None:
-    ensure_database()
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+    inprocess.setup_django(DATABASE_URL, "BENCH_ADMIN_DATABASE_URL")
 
 
 # --- seed --------------------------------------------------------------------------------------
 
 
 def seeded() -> bool:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [SEED_MARK])
-        return cursor.fetchone()[0] is not None
+    return inprocess.seeded(SEED_MARK)
 
 
 def _bulk(model, rows, batch=5_000) -> list:
