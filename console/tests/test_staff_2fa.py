@@ -162,6 +162,31 @@ def test_new_recovery_codes_replace_the_old_ones(client, enrolled, clock):
     assert set(StaticToken.objects.values_list("token", flat=True)) == set(codes)
 
 
+def test_the_admin_header_links_to_the_recovery_codes_once_verified(
+    client, enrolled, staff_user, clock, settings
+):
+    link = 'id="staff-2fa-recovery-codes-link" href="/admin/2fa/recovery-codes/"'
+    client.force_login(enrolled["user"])
+    # Not verified yet: the verification page's header has no such link.
+    assert link not in client.get("/admin/2fa/verify/").content.decode()
+    client.post("/admin/2fa/verify/", {"code": code_for(enrolled["device"])})
+    for path in ("/admin/", "/admin/billing/order/", "/admin/2fa/recovery-codes/"):
+        html = client.get(path).content.decode()
+        user_tools = html[html.index('id="user-tools"') : html.index('id="logout-form"')]
+        assert link in user_tools and "Recovery codes" in user_tools
+        assert "/admin/password_change/" in user_tools  # beside change password and log out
+
+
+def test_the_admin_header_has_no_recovery_codes_link_without_a_second_factor(
+    client, staff_user, settings
+):
+    settings.STAFF_2FA_REQUIRED = False
+    client.force_login(staff_user)
+    html = client.get("/admin/").content.decode()
+    assert 'id="logout-form"' in html
+    assert "staff-2fa-recovery-codes-link" not in html
+
+
 def test_the_reset_command_removes_the_second_factor(client, enrolled, clock):
     user = enrolled["user"]
     client.force_login(user)
