@@ -117,6 +117,46 @@ def test_one_address_refused_after_20_failures_over_different_accounts(client, l
     assert login(client, "guess21@example.com", REMOTE_ADDR="10.1.2.3").status_code == 200
 
 
+@pytest.mark.parametrize("login", [console_login, admin_login])
+def test_a_locked_out_address_is_answered_before_sessions_and_the_database(
+    client, login, django_assert_num_queries
+):
+    """Issue 13: once an address is locked, its logins are refused by
+    LockedOutAddressMiddleware: no query, no session, no CSRF check, no hashing: a flood
+    from one address no longer starves the workers the gateways use."""
+    for n in range(20):
+        login(client, f"guess{n}@example.com")
+    client.cookies.clear()  # no CSRF cookie either: the answer comes before the CSRF check
+    with django_assert_num_queries(0):
+        response = login(client, "guess20@example.com", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 429
+    assert response["Retry-After"] == str(login_limits.WINDOW_SECONDS)
+    assert "sessionid" not in response.cookies and "csrftoken" not in response.cookies
+    page = response.content.decode()
+    assert "Too many failed logins" in page and 'lang="en"' in page
+    assert "/password-reset/" in page
+    # The security headers still come with it (the middleware stands after them).
+    assert "Content-Security-Policy" in response
+
+
+def test_the_early_429_speaks_the_visitors_language(client):
+    for n in range(20):
+        console_login(client, f"guess{n}@example.com")
+    zh = console_login(client, "x@example.com", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    assert zh.status_code == 429 and 'lang="zh-hans"' in zh.content.decode()
+    assert "Too many failed logins" not in zh.content.decode()
+    client.cookies["django_language"] = "en"
+    en = console_login(client, "x@example.com", HTTP_ACCEPT_LANGUAGE="zh-CN")
+    assert "Too many failed logins" in en.content.decode()
+
+
+def test_a_locked_out_address_still_gets_the_login_page_and_other_pages(client):
+    for n in range(20):
+        console_login(client, f"guess{n}@example.com")
+    assert client.get("/login/").status_code == 200
+    assert client.post("/password-reset/", {"email": "a@example.com"}).status_code == 302
+
+
 def test_a_good_login_does_not_count(client, ann):
     for _ in range(4):
         console_login(client, "ann@example.com")
