@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from console.emails import send_templated_email
 from console.errors import Conflict, InvalidInput
 from console.models import Invitation, Membership, Tenant, User
-from console.services import Actor, audit_record, user_get_or_create
+from console.services import Actor, audit_record, tenant_require_active, user_get_or_create
 
 INVITATION_MAX_AGE = dt.timedelta(days=7)
 _SALT = "console.team.invitation"
@@ -177,7 +177,14 @@ def invitation_accept(
 ) -> Membership:
     """Join the invitation's tenant: as `user` (logged in, with the invited address), or as
     a new account made now with `password`. Single use: the row is locked and must still be
-    pending, so a link used twice at once makes one membership."""
+    pending, so a link used twice at once makes one membership.
+
+    A suspended tenant's console is read-only (R9): joining it is refused (403
+    TENANT_SUSPENDED) and nothing is written, so the invitation stays pending for after the
+    reactivation. The tenant's row is locked first (the lock a suspension takes), so an
+    accept and a suspension at the same moment are serialised."""
+    tenant = Tenant.objects.select_for_update(no_key=True).get(pk=invitation.tenant_id)
+    tenant_require_active(tenant)
     locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
     if locked is None or locked.status != Invitation.Status.PENDING:
         raise Conflict(_("This invitation was already used or revoked."), code="INVITATION_USED")
@@ -198,14 +205,14 @@ def invitation_accept(
             code="INVITATION_OTHER_ADDRESS",
         )
     membership, created = Membership.objects.get_or_create(
-        user=user, tenant=locked.tenant, defaults={"role": locked.role}
+        user=user, tenant=tenant, defaults={"role": locked.role}
     )
     locked.status = Invitation.Status.ACCEPTED
     locked.accepted_at = timezone.now()
     locked.accepted_by = user
     locked.save(update_fields=["status", "accepted_at", "accepted_by"])
     audit_record(
-        tenant=locked.tenant,
+        tenant=tenant,
         action="invitation.accepted",
         target=locked,
         actor=user,
@@ -213,7 +220,7 @@ def invitation_accept(
     )
     if created:
         audit_record(
-            tenant=locked.tenant,
+            tenant=tenant,
             action="membership.created",
             target=membership,
             actor=user,

@@ -215,6 +215,15 @@ def invitation_revoke(request, pk: int):
     return redirect("team")
 
 
+def _invitation_suspended(request, invitation: Invitation):
+    return render(
+        request,
+        "console/invitation.html",
+        {"valid": True, "invitation": invitation, "suspended": True},
+        status=403,
+    )
+
+
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def invitation_accept(request, token: str):
@@ -231,6 +240,12 @@ def invitation_accept(request, token: str):
     if user is None and not has_account:
         form = JoinForm(request.POST or None, email=invitation.email)
     can_join = not wrong_user and (user is not None or form is not None)
+    # R9: a suspended tenant's console is read-only, so no one joins it. The page says so and
+    # offers no form; a POST is refused with nothing written (the service refuses it too,
+    # under the tenant's lock, for a suspension that lands between the two).
+    suspended = not invitation.tenant.is_active
+    if request.method == "POST" and can_join and suspended:
+        return _invitation_suspended(request, invitation)
     if request.method == "POST" and can_join and (form is None or form.is_valid()):
         language = translation.get_language()
         try:
@@ -242,6 +257,8 @@ def invitation_accept(request, token: str):
                 language=language if language in dict(settings.LANGUAGES) else "",
             )
         except ServiceError as exc:
+            if exc.code == "TENANT_SUSPENDED":
+                return _invitation_suspended(request, invitation)
             messages.error(request, str(exc.detail))
             return redirect("dashboard" if user else "login")
         if user is None:
@@ -252,6 +269,7 @@ def invitation_accept(request, token: str):
     context = {
         "valid": True,
         "invitation": invitation,
+        "suspended": suspended,
         "form": form,
         "has_account": has_account,
         "wrong_user": wrong_user,

@@ -3,16 +3,18 @@ and remove members, never the last owner; admins and viewers read the list."""
 
 import re
 import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from console import team
-from console.models import AuditEvent, Invitation, Membership, OutboundEmail, User
+from console import staff_services, team
+from console.errors import Forbidden
+from console.models import AuditEvent, Invitation, Membership, OutboundEmail, Tenant, User
 from console.tests.factories import MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
@@ -219,6 +221,106 @@ def test_a_suspended_tenant_is_read_only(owner, tenant):
     tenant.save()
     assert invite(owner).status_code == 403
     assert not Invitation.objects.exists()
+
+
+def test_no_one_joins_a_suspended_tenant_and_the_invitation_stays_open(
+    owner, tenant, client, charlie
+):
+    """R9: a suspended tenant's console is read-only, so accepting an invitation is refused
+    with a clear message, nothing is written, and the link works after the reactivation."""
+    invite(owner, email="new@example.com")
+    invite(owner, email="charlie@example.com", role="viewer")
+    new_url = path_of(link_of(OutboundEmail.objects.get(to="new@example.com")))
+    charlie_url = path_of(link_of(OutboundEmail.objects.get(to="charlie@example.com")))
+    tenant.status = "suspended"
+    tenant.save()
+    users, audits = User.objects.count(), AuditEvent.objects.count()
+
+    client.logout()
+    page = client.get(new_url)
+    assert page.status_code == 200
+    assert b'id="invitation-suspended"' in page.content
+    assert b"is suspended, so no one can join it for now" in page.content
+    assert b"password1" not in page.content  # no form to join
+    password = "a long pass 2026!"
+    refused = client.post(
+        new_url, {"full_name": "New Person", "password1": password, "password2": password}
+    )
+    assert refused.status_code == 403 and b'id="invitation-suspended"' in refused.content
+    client.force_login(charlie)
+    assert b"Join the organisation" not in client.get(charlie_url).content
+    refused = client.post(charlie_url)
+    assert refused.status_code == 403 and b"Nothing was changed" in refused.content
+
+    assert User.objects.count() == users and AuditEvent.objects.count() == audits
+    assert not User.objects.filter(email="new@example.com").exists()
+    assert not Membership.objects.filter(user=charlie, tenant=tenant).exists()
+    assert set(Invitation.objects.values_list("status", flat=True)) == {"pending"}
+
+    tenant.status = "active"
+    tenant.save()
+    assert client.post(charlie_url).status_code == 302
+    assert Membership.objects.get(user=charlie, tenant=tenant).role == "viewer"
+
+
+def test_the_accept_service_refuses_a_suspended_tenant_read_before_the_suspension(
+    owner, tenant, charlie
+):
+    """The page read the invitation (and its tenant) while still active; the service checks
+    the tenant's row again under its lock."""
+    invite(owner, email="charlie@example.com")
+    invitation = Invitation.objects.select_related("tenant").get()
+    Tenant.objects.filter(pk=tenant.pk).update(status="suspended")
+    assert invitation.tenant.is_active  # the stale copy
+    with pytest.raises(Forbidden) as refused:
+        team.invitation_accept(invitation=invitation, user=charlie)
+    assert refused.value.code == "TENANT_SUSPENDED"
+    invitation.refresh_from_db()
+    assert invitation.status == "pending" and invitation.accepted_by is None
+    assert not Membership.objects.filter(user=charlie, tenant=tenant).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_accept_waits_for_a_suspension_in_progress_and_is_refused(postgres_only, tenant):
+    """Under a race: the suspension holds the tenant's row when the invitee accepts; the
+    accept waits for it to commit, then sees the tenant suspended and writes nothing."""
+    owner_user = UserFactory(email="o@example.com")
+    MembershipFactory(user=owner_user, tenant=tenant, role=Membership.Role.OWNER)
+    invitee = UserFactory(email="joiner@example.com")
+    invitation = team.invitation_create(
+        tenant=tenant, email=invitee.email, role="viewer", actor=owner_user
+    )
+    invitation = Invitation.objects.select_related("tenant").get(pk=invitation.pk)
+    suspended = threading.Event()
+    results = {}
+
+    def suspend():
+        try:
+            with transaction.atomic():
+                staff_services.tenant_suspend(tenant=tenant, actor="system", reason="Unpaid.")
+                suspended.set()
+                time.sleep(0.5)  # the accept below is waiting on the tenant's row now
+        finally:
+            connection.close()
+
+    def accept():
+        suspended.wait(10)
+        try:
+            team.invitation_accept(invitation=invitation, user=invitee)
+            results["accept"] = "joined"
+        except Forbidden as exc:
+            results["accept"] = exc.code
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=suspend), threading.Thread(target=accept)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {"accept": "TENANT_SUSPENDED"}
+    assert Invitation.objects.get(pk=invitation.pk).status == "pending"
+    assert not Membership.objects.filter(user=invitee, tenant=tenant).exists()
 
 
 @pytest.mark.django_db(transaction=True)
