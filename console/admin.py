@@ -517,3 +517,4 @@ if importlib.util.find_spec("console.admin_beta") is not None:
     importlib.import_module("console.admin_beta")
 
 import console.admin_outbox  # noqa: E402, F401 — the outbox admin (R13) registers itself
+from console import admin_team  # noqa: E402, F401 — invitations, notification recipients (read-only)

@@ -3,9 +3,11 @@
 Two groups, so that no daily task needs a superuser:
 
 - `Reviewers`: beta applications (view, review, approve, reject, confirm), tenants (view,
-  suspend and reactivate with a reason), audit events (view);
+  suspend and reactivate with a reason), audit events (view), team invitations and extra
+  notification recipients (view);
 - `Billing`: orders (view, confirm payment, cancel), payments (view), refund requests (view,
-  approve, reject with a reason), tenant totals, audit events (view).
+  approve, reject with a reason), tenant totals, audit events (view), extra notification
+  recipients (view).
 
 A migration makes the groups; `staff_groups_ensure` runs again on every post_migrate, so a
 flushed test database (and a database migrated before a permission was added here) has
@@ -55,6 +57,9 @@ GROUP_PERMISSIONS: dict[str, list[tuple[str, str, str]]] = {
         # The outbox (R13): see what was sent to applicants and customers, retry a failure.
         ("console", "outboundemail", "view_outboundemail"),
         ("console", "outboundemail", "change_outboundemail"),
+        # A tenant's team invitations and extra notice recipients, read-only.
+        ("console", "invitation", "view_invitation"),
+        ("console", "notificationrecipient", "view_notificationrecipient"),
     ],
     BILLING: [
         ("billing", "order", "view_order"),
@@ -67,6 +72,8 @@ GROUP_PERMISSIONS: dict[str, list[tuple[str, str, str]]] = {
         ("console", "auditevent", "view_auditevent"),
         ("console", "outboundemail", "view_outboundemail"),
         ("console", "outboundemail", "change_outboundemail"),
+        # Who receives a tenant's order and payment emails besides its owners and admins.
+        ("console", "notificationrecipient", "view_notificationrecipient"),
     ],
 }
 

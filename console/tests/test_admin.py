@@ -6,12 +6,23 @@ import re
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from conftest import STAFF_PASSWORD
-from console.models import ApiKey, AuditEvent, Membership, Tenant, User, api_key_digest
+from console.models import (
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    NotificationRecipient,
+    Tenant,
+    User,
+    api_key_digest,
+)
 from console.services import audit_record
+from console.staff import BILLING, REVIEWERS
 from console.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -253,3 +264,89 @@ def test_membership_added_in_the_tenant_inline_is_audited(staff_client, staff, t
     assert Membership.objects.get(user=newcomer).role == "viewer"
     event = AuditEvent.objects.get(action="membership.created")
     assert event.actor == staff and event.data == {"user": "erin@example.com", "role": "viewer"}
+
+
+# --- team invitations and extra notification recipients (read-only) ---------------------------
+
+
+@pytest.fixture
+def team_rows(tenant, other_tenant, alice):
+    mine = Invitation.objects.create(
+        tenant=tenant, email="new.hire@example.com", role="admin", nonce="n" * 32, invited_by=alice
+    )
+    theirs = Invitation.objects.create(
+        tenant=other_tenant, email="someone@example.com", role="viewer", nonce="m" * 32
+    )
+    theirs.status = Invitation.Status.REVOKED
+    theirs.save(update_fields=["status"])
+    finance = NotificationRecipient.objects.create(
+        tenant=tenant, kind="billing", email="finance@example.com", language="en"
+    )
+    fleet_ops = NotificationRecipient.objects.create(
+        tenant=other_tenant, kind="reminders", email="fleet@example.com"
+    )
+    return {"mine": mine, "theirs": theirs, "finance": finance, "fleet": fleet_ops}
+
+
+def listed(client, model, **params) -> set[int]:
+    response = client.get(url(model, "changelist"), params)
+    assert response.status_code == 200
+    return {obj.pk for obj in response.context["cl"].result_list}
+
+
+def test_invitations_are_listed_searched_filtered_and_read_only(staff_client, tenant, team_rows):
+    mine, theirs = team_rows["mine"], team_rows["theirs"]
+    assert listed(staff_client, Invitation) == {mine.pk, theirs.pk}
+    assert listed(staff_client, Invitation, q="new.hire") == {mine.pk}
+    assert listed(staff_client, Invitation, q=tenant.slug) == {mine.pk}
+    assert listed(staff_client, Invitation, status__exact="revoked") == {theirs.pk}
+    assert listed(staff_client, Invitation, role__exact="admin") == {mine.pk}
+    cl = staff_client.get(url(Invitation, "changelist")).content.decode()
+    assert "alice@example.com" in cl  # invited by
+    page = staff_client.get(url(Invitation, "change", mine.pk)).content.decode()
+    assert "new.hire@example.com" in page
+    assert "n" * 32 not in page  # the nonce makes the link: never shown
+    assert 'name="_save"' not in page
+    assert staff_client.get(url(Invitation, "add")).status_code == 403
+    staff_client.post(url(Invitation, "change", mine.pk), {"role": "owner", "status": "revoked"})
+    assert staff_client.post(url(Invitation, "delete", mine.pk), {"post": "yes"}).status_code == 403
+    mine.refresh_from_db()
+    assert (mine.role, mine.status) == ("admin", "pending")
+
+
+def test_notification_recipients_are_listed_searched_filtered_and_read_only(
+    staff_client, tenant, team_rows
+):
+    finance, fleet_ops = team_rows["finance"], team_rows["fleet"]
+    assert listed(staff_client, NotificationRecipient) == {finance.pk, fleet_ops.pk}
+    assert listed(staff_client, NotificationRecipient, q="finance") == {finance.pk}
+    assert listed(staff_client, NotificationRecipient, q=tenant.name) == {finance.pk}
+    assert listed(staff_client, NotificationRecipient, kind__exact="reminders") == {fleet_ops.pk}
+    assert listed(staff_client, NotificationRecipient, language__exact="en") == {finance.pk}
+    assert staff_client.get(url(NotificationRecipient, "add")).status_code == 403
+    page = staff_client.get(url(NotificationRecipient, "change", finance.pk)).content.decode()
+    assert "finance@example.com" in page and 'name="_save"' not in page
+    staff_client.post(url(NotificationRecipient, "change", finance.pk), {"email": "x@example.com"})
+    assert (
+        staff_client.post(url(NotificationRecipient, "delete", finance.pk), {"post": "yes"})
+    ).status_code == 403
+    finance.refresh_from_db()
+    assert finance.email == "finance@example.com"
+
+
+@pytest.mark.parametrize(
+    ("model", "groups_that_see"),
+    [(Invitation, {REVIEWERS}), (NotificationRecipient, {REVIEWERS, BILLING})],
+    ids=["invitation", "notificationrecipient"],
+)
+def test_team_rows_are_seen_by_the_groups_that_need_them(client, team_rows, model, groups_that_see):
+    for group in (REVIEWERS, BILLING, None):
+        user = UserFactory(email=f"staff-{group or 'none'}@example.com".lower(), is_staff=True)
+        if group:
+            user.groups.add(Group.objects.get(name=group))
+        client.force_login(user)
+        expected = 200 if group in groups_that_see else 403
+        assert client.get(url(model, "changelist")).status_code == expected, group
+        pk = team_rows["mine" if model is Invitation else "finance"].pk
+        assert client.get(url(model, "change", pk)).status_code == expected, group
+        assert client.get(url(model, "add")).status_code == 403

@@ -17,7 +17,14 @@ from django.utils import timezone
 from billing.models import Order, Payment, RefundRequest, TenantTotals
 from console import admin_paging
 from console.admin_paging import LargeTablePaginator, money
-from console.models import ApiKey, AuditEvent, Membership, Tenant
+from console.models import (
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    NotificationRecipient,
+    Tenant,
+)
 from console.services import audit_record
 from console.tests.factories import (
     BetaApplicationFactory,
@@ -86,6 +93,12 @@ def fleet(n: int) -> None:
             tenant=tenant, milestone=7, expiry_date=now.date(), claim_token="t"
         )
         audit_record(tenant=tenant, action="license.bound", target=device, actor=user)
+        Invitation.objects.create(
+            tenant=tenant, email=f"new-{tenant.slug}@example.com", role="viewer", invited_by=user
+        )
+        NotificationRecipient.objects.create(
+            tenant=tenant, kind="billing", email=f"finance-{tenant.slug}@example.com"
+        )
 
 
 def queries(client, url) -> int:

@@ -58,6 +58,9 @@ def test_r9_reviewers_group_has_just_the_permissions_it_needs():
         # The outbox (R13): what was sent to applicants, and a retry of a failed email.
         ("console", "view_outboundemail"),
         ("console", "change_outboundemail"),
+        # A tenant's team invitations and extra notification recipients, to look at.
+        ("console", "view_invitation"),
+        ("console", "view_notificationrecipient"),
     }
 
 
