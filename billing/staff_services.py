@@ -15,32 +15,26 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import Order
-from billing.services.notifications import refund_request_notify_staff  # noqa: F401 - re-export
+from billing.services.notifications import (
+    order_cancelled_notify,
+    refund_request_notify_staff,  # noqa: F401 - re-export
+)
 from billing.staff_selectors import OVERDUE_AFTER, billing_queue, overdue_orders, review_queue
-from console.emails import send_templated_email, tenant_recipients
+from console.emails import send_templated_email
 from console.services import Actor
 from console.staff import BILLING, REVIEWERS, staff_notice_recipients
 from console.timeutils import business_date
 
 
 def order_cancel_by_staff(*, order: Order | int, actor: Actor, reason: str = "") -> Order:
-    """Cancel an order pending payment and tell the tenant's owners and admins, with the
-    reason when staff gave one. The order lock (in order_cancel) makes a second click or a
-    second staff member find it cancelled already: one cancellation, one email."""
+    """Cancel an order pending payment and tell the tenant's owners and admins and its extra
+    recipients for orders and payments (as every order email), with the reason when staff
+    gave one. The order lock (in order_cancel) makes a second click or a second staff member
+    find it cancelled already: one cancellation, one email each."""
     reason = (reason or "").strip()
     with transaction.atomic():
         cancelled = services.order_cancel(order=order, reason=reason, actor=actor)
-        send_templated_email(
-            recipients=tenant_recipients(cancelled.tenant),
-            template_prefix="emails/order_cancelled",
-            context={
-                "order": cancelled,
-                "tenant": cancelled.tenant,
-                "reason": reason,
-                "order_url": settings.SITE_URL + reverse("order-detail", args=[cancelled.pk]),
-            },
-            dedup_key=f"order-cancelled:{cancelled.pk}",
-        )
+        order_cancelled_notify(cancelled, reason=reason)
     return cancelled
 
 

@@ -1,5 +1,6 @@
-"""R13: what billing tells a tenant's owners and admins — an order placed, a payment
-confirmed, a refund decided.
+"""R13: what billing tells a tenant's owners and admins (and the extra recipients it names
+for orders and payments) — an order placed, a payment confirmed, an order cancelled by
+staff, a refund decided.
 
 Each function is called by the service that made the change, inside its transaction, so the
 email is stored with the change (console.emails) and goes out only if it commits. One email
@@ -145,6 +146,16 @@ def payment_confirmed_notify(order: Order, payment: Payment) -> int:
             "licenses_url": _absolute("licenses"),
         },
         dedup_key=f"order-paid:{order.pk}",
+    )
+
+
+def order_cancelled_notify(order: Order, *, reason: str) -> int:
+    """R13: staff cancelled an order pending payment; the reason when staff gave one."""
+    return _send(
+        order.tenant,
+        "emails/order_cancelled",
+        {"order": order, "reason": reason, "order_url": _absolute("order-detail", order.pk)},
+        dedup_key=f"order-cancelled:{order.pk}",
     )
 
 

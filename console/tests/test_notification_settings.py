@@ -108,3 +108,28 @@ def test_order_notices_go_to_the_extra_billing_recipients(tenant, alice):
     billing.order_confirm_payment(order=order, reference="BANK-1")
     paid = OutboundEmail.objects.filter(template="emails/payment_confirmed")
     assert sorted(paid.values_list("to", flat=True)) == ["alice@example.com", "fin@example.com"]
+
+
+def test_a_staff_cancellation_goes_to_the_extra_billing_recipients_like_every_order_email(
+    staff_client, tenant, alice
+):
+    notification_recipient_add(
+        tenant=tenant, kind="billing", email="fin@example.com", language="zh-hans"
+    )
+    notification_recipient_add(
+        tenant=tenant, kind="reminders", email="ops@example.com", language="en"
+    )
+    order = billing.order_create(tenant=tenant, kind="new", years=1, quantity=1, actor=alice)
+    placed = OutboundEmail.objects.filter(template="emails/order_placed")
+    # Through the admin's reason page, as staff cancel.
+    staff_client.post(
+        f"/admin/billing/order/{order.pk}/cancel/",
+        {"reason": "Ordered twice", "reason_page": "yes"},
+    )
+    cancelled = OutboundEmail.objects.filter(template="emails/order_cancelled")
+    recipients = sorted(cancelled.values_list("to", flat=True))
+    assert recipients == sorted(placed.values_list("to", flat=True))
+    assert recipients == ["alice@example.com", "fin@example.com"]
+    finance = cancelled.get(to="fin@example.com")
+    assert finance.language == "zh-hans" and "Ordered twice" in finance.body_text
+    assert f"/orders/{order.pk}/" in finance.body_text
