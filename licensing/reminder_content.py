@@ -171,8 +171,13 @@ def reminder_email(
 ) -> tuple[str, dict]:
     """The template prefix and context of a reminder's email: the renewal reminder (30, 7,
     1 days before) or the expiry-date notice (which devices lost or reduced service).
-    `days_left` is the real number of days to the expiry date on the day it is sent, which
-    differs from the milestone when the reminder goes out late (R11)."""
+    `days_left` is the real number of days to the expiry date on the day it is written,
+    which differs from the milestone when the reminder goes out late (R11).
+
+    The email is rendered once, when it is stored, and the outbox (R13) may deliver it
+    hours or days later (mail server down, retries): so it never says "today", "tonight"
+    or "in N days" on its own. It states the dates, and a day count only together with the
+    date it counts from (`written_on`), which stays true whenever it arrives."""
     expiry_date = reminder.expiry_date
     prefix = (
         "emails/expiry_notice"
@@ -183,6 +188,7 @@ def reminder_email(
         "tenant": reminder.tenant,
         "milestone": reminder.milestone,
         "days_left": days_left,
+        "written_on": expiry_date - dt.timedelta(days=days_left),
         "expiry_date": expiry_date,
         "last_service_date": rules.last_service_date(start_of_business_day(expiry_date)),
         "content": content,

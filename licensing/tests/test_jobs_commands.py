@@ -154,7 +154,9 @@ def test_r11_sendrenewalreminders_sends_each_milestone_once_and_records_nothing_
     acme_mails = [m for m in mailoutbox if m.subject.startswith("Acme")]
     assert sorted(m.to[0] for m in acme_mails) == ["alice@example.com", "dave@example.com"]
     acme_mail = acme_mails[0]
-    assert acme_mail.subject == "Acme Mining: 3 licenses expire in 7 days (2027-03-16)"
+    assert acme_mail.subject == (
+        "Acme Mining: 3 licenses expire on 2027-03-16 (last day of service 2027-03-15)"
+    )
     assert "Truck 1 (truck_1): full service → no service" in acme_mail.body
     assert "valid licenses: 2 → 0 (2 needed)" in acme_mail.body
     # the reminder job records no license change and writes no expiry audit
@@ -196,4 +198,4 @@ def test_r11_an_owner_who_left_is_not_written_to(fleet, mailoutbox):
     run("sendrenewalreminders", cst(2027, 3, 15, 9))
     acme_mail = next(m for m in mailoutbox if m.subject.startswith("Acme"))
     assert acme_mail.to == ["alice@example.com"]
-    assert "today is their last day of service" in acme_mail.subject
+    assert "2027-03-15, the day this reminder was written, is the last day" in acme_mail.body

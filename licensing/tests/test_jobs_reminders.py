@@ -128,12 +128,12 @@ def test_r11_every_milestone_once_over_fifty_days_of_both_jobs(
         sorted(m.to[0] for m in mailoutbox) == ["alice@example.com"] * 4 + ["dave@example.com"] * 4
     )
     subjects = [m.subject for m in to_alice(mailoutbox)]
-    assert subjects == [
-        "Acme Mining: 2 licenses expire in 30 days (2027-03-16)",
-        "Acme Mining: 2 licenses expire in 7 days (2027-03-16)",
-        "Acme Mining: 2 licenses expire tomorrow (2027-03-16), today is their last day of service",
-        "Acme Mining: 2 licenses expired on 2027-03-16",
-    ]
+    dated = "Acme Mining: 2 licenses expire on 2027-03-16 (last day of service 2027-03-15)"
+    assert subjects == [dated, dated, dated, "Acme Mining: 2 licenses expired on 2027-03-16"]
+    bodies = [m.body for m in to_alice(mailoutbox)]
+    assert "30 days after 2027-02-14, when this reminder was written" in bodies[0]
+    assert "7 days after 2027-03-09, when this reminder was written" in bodies[1]
+    assert "2027-03-15, the day this reminder was written, is the last day of service" in bodies[2]
     # the expiry-date notice went out with the 00:05 expiry job, not at 09:00
     notice = SentReminder.objects.get(milestone=0)
     assert notice.sent_at == cst(2027, 3, 16, 0, 5)
@@ -171,9 +171,12 @@ def test_r11_missed_milestones_the_latest_is_sent_late_earlier_ones_never(
     assert mailoutbox == []
     run = run_reminders(cst(2027, 3, 12, 9), django_capture_on_commit_callbacks)
     assert run.claimed == {7: 1}
-    assert mailoutbox[0].subject == "Acme Mining: 1 license expires in 4 days (2027-03-16)"
-    assert "expires in 4 days, on 2027-03-16" in mailoutbox[0].body
-    assert "expires in 4 days, on 2027-03-16" in mailoutbox[0].alternatives[0][0]
+    assert mailoutbox[0].subject == (
+        "Acme Mining: 1 license expires on 2027-03-16 (last day of service 2027-03-15)"
+    )
+    late = "expires on 2027-03-16 at 00:00 Asia/Shanghai time, 4 days after 2027-03-12, when"
+    assert late in mailoutbox[0].body
+    assert late in mailoutbox[0].alternatives[0][0]
     for day in range(12, 15):
         run_reminders(cst(2027, 3, day, 9), django_capture_on_commit_callbacks)
     assert milestones_sent() == [7]
@@ -205,15 +208,18 @@ def test_r11_one_email_per_tenant_milestone_and_expiry_date(
     assert run.claimed == {7: 2, 30: 1}
     by_to = sorted((m.to, m.subject) for m in mailoutbox)
     # the 30-day reminder, saying the days really left
-    in_10 = "Acme Mining: 1 license expires in 10 days (2027-03-19)"
-    in_7 = "Acme Mining: 2 licenses expire in 7 days (2027-03-16)"
+    in_10 = "Acme Mining: 1 license expires on 2027-03-19 (last day of service 2027-03-18)"
+    in_7 = "Acme Mining: 2 licenses expire on 2027-03-16 (last day of service 2027-03-15)"
+    other = "Other Ports: 1 license expires on 2027-03-16 (last day of service 2027-03-15)"
     assert by_to == [
         (["alice@example.com"], in_10),
         (["alice@example.com"], in_7),
-        (["charlie@example.com"], "Other Ports: 1 license expires in 7 days (2027-03-16)"),
+        (["charlie@example.com"], other),
         (["dave@example.com"], in_10),
         (["dave@example.com"], in_7),
     ]
+    bodies = [m.body for m in mailoutbox]
+    assert sum("10 days after 2027-03-09, when this reminder was written" in b for b in bodies) == 2
 
 
 def test_r11_r4_renewed_licenses_drop_out_of_the_reminders(
@@ -379,9 +385,69 @@ def test_r11_r13_a_mail_server_down_for_days_fails_the_email_and_later_ones_go_o
     smtp_failures["left"] = 0
     run_reminders(cst(2027, 3, 9, 9), django_capture_on_commit_callbacks)
     assert len(mailoutbox) == 2
-    assert all("7 days" in m.subject for m in mailoutbox)
+    assert all("7 days after 2027-03-09" in m.body for m in mailoutbox)
     statuses = dict(SentReminder.objects.values_list("milestone", "status"))
     assert statuses == {30: "sent", 7: "sent"}
+
+
+@pytest.mark.parametrize(
+    ("written", "delivered", "says"),
+    [
+        (
+            cst(2027, 3, 9, 9),
+            cst(2027, 3, 10, 15),
+            "2 licenses of Acme Mining expire on 2027-03-16 at 00:00 Asia/Shanghai time, "
+            "7 days after 2027-03-09, when this reminder was written.",
+        ),
+        (
+            cst(2027, 3, 15, 9),
+            cst(2027, 3, 16, 10),  # a day late: after the expiry instant even
+            "2027-03-15, the day this reminder was written, is the last day of service of "
+            "2 licenses of Acme Mining: they expire that night at 00:00 Asia/Shanghai time, "
+            "at the start of 2027-03-16.",
+        ),
+    ],
+    ids=["7-days-sent-a-day-late", "last-day-sent-a-day-late"],
+)
+def test_r11_r13_a_reminder_the_outbox_delivers_late_says_nothing_untrue(
+    team,
+    alice,
+    smtp_failures,
+    django_capture_on_commit_callbacks,
+    mailoutbox,
+    written,
+    delivered,
+    says,
+):
+    """The outbox delivers what was rendered when the reminder was stored. With the mail
+    server down until the next day, the email still says only what stays true: the dates,
+    and the day count with the date it counts from, never "in N days", "today" or
+    "tonight" on their own. In each recipient's language."""
+    alice.language = "zh-hans"
+    alice.save(update_fields=["language"])
+    issue(team, 2)
+    smtp_failures["left"] = 1000
+    run_reminders(written, django_capture_on_commit_callbacks)
+    assert mailoutbox == []
+    assert OutboundEmail.objects.filter(status="pending").count() == 2
+    smtp_failures["left"] = 0
+    deliver_due(delivered)
+    by_to = {m.to[0]: m for m in mailoutbox}
+    en, zh = by_to["dave@example.com"], by_to["alice@example.com"]
+    assert en.subject == (
+        "Acme Mining: 2 licenses expire on 2027-03-16 (last day of service 2027-03-15)"
+    )
+    for text in (en.body, en.alternatives[0][0]):
+        assert says in text
+        for untrue in ("Today", "today", "tonight", "in 7 days", "in 1 days", "tomorrow"):
+            assert untrue not in text
+    # Chinese: the same dates, the date written, no English left.
+    written_on = (written.date()).isoformat()
+    for text in (zh.subject, zh.body):
+        assert "2027-03-16" in text and "Acme Mining" in text
+    assert written_on in zh.body and "撰写" in zh.body
+    assert " of Acme Mining" not in zh.body and "this reminder" not in zh.body
+    assert "今天" not in zh.body and "今晚" not in zh.body
 
 
 def test_r11_a_worker_that_died_mid_send_is_resent_after_its_lease(
@@ -449,7 +515,9 @@ def test_r11_r6_email_lists_licenses_and_what_each_device_loses(
     [message] = to_alice(mailoutbox)
     text = message.body
     html = message.alternatives[0][0]
-    assert "4 licenses of Acme Mining expire in 7 days, on 2027-03-16" in text
+    assert "4 licenses of Acme Mining expire on 2027-03-16 at 00:00 Asia/Shanghai time" in text
+    assert "7 days after 2027-03-09, when this reminder was written" in text
+    assert "Devices concerned (service on 2027-03-09 → from 2027-03-16):" in text
     assert "Their last day of service is 2027-03-15" in text
     assert f"L-{expiring[0].pk} · device truck_1" in text
     assert f"L-{expiring[3].pk} · not bound to a device" in text
@@ -518,7 +586,9 @@ def test_r11_r13_each_recipient_reads_it_in_their_own_language(
     zh, en = by_to["alice@example.com"], by_to["dave@example.com"]
     assert '<html lang="zh-hans">' in zh.alternatives[0][0]
     assert '<html lang="en">' in en.alternatives[0][0]
-    assert en.subject == "Acme Mining: 1 license expires in 7 days (2027-03-16)"
+    assert en.subject == (
+        "Acme Mining: 1 license expires on 2027-03-16 (last day of service 2027-03-15)"
+    )
     assert zh.subject != en.subject and "2027-03-16" in zh.subject
     assert dict(OutboundEmail.objects.values_list("to", "language")) == {
         "alice@example.com": "zh-hans",
