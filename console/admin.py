@@ -517,4 +517,7 @@ if importlib.util.find_spec("console.admin_beta") is not None:
     importlib.import_module("console.admin_beta")
 
 import console.admin_outbox  # noqa: E402, F401 — the outbox admin (R13) registers itself
-from console import admin_team  # noqa: E402, F401 — invitations, notification recipients (read-only)
+
+# Invitations and notification recipients, webhook deliveries: read-only, they register
+# themselves.
+from console import admin_team, admin_webhooks  # noqa: E402, F401

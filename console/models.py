@@ -1,3 +1,4 @@
+import datetime as dt
 import hashlib
 import secrets
 import uuid
@@ -748,7 +749,8 @@ class WebhookEvent(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """One event to one endpoint, and its last attempt (the per-delivery log).
+    """One event to one endpoint, its last attempt, and a short history of its latest
+    attempts (`attempt_log`, at most ATTEMPT_LOG_LENGTH, oldest first).
 
     Workers claim a delivery as the email outbox does (console.outbox): one conditional
     UPDATE sets a lease and a claim token, so two workers never send one delivery at once;
@@ -782,8 +784,15 @@ class WebhookDelivery(models.Model):
     response_body = models.TextField(_("response body (first 1 kB)"), blank=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
     last_error = models.CharField(_("last error"), max_length=1000, blank=True)
+    # The latest attempts, oldest first, each {"at": ISO time, "status": HTTP status or
+    # null, "error": text, "duration_ms": n}; written with the attempt's outcome.
+    attempt_log = models.JSONField(
+        _("attempt history"), default=list, blank=True, encoder=DjangoJSONEncoder
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    ATTEMPT_LOG_LENGTH = 10
 
     class Meta:
         verbose_name = _("webhook delivery")
@@ -810,3 +819,15 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} → {self.endpoint_id} ({self.status})"
+
+    @property
+    def attempt_history(self) -> list[dict]:
+        """`attempt_log`, newest first, with each time as a datetime (for the pages)."""
+        rows = []
+        for entry in reversed(self.attempt_log or []):
+            try:
+                at = dt.datetime.fromisoformat(entry.get("at") or "")
+            except (TypeError, ValueError):
+                at = None
+            rows.append({**entry, "at": at})
+        return rows

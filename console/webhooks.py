@@ -113,6 +113,8 @@ MAX_URL_LENGTH = 2000
 TIMEOUT = 10.0
 RESPONSE_BODY_LIMIT = 1024
 ERROR_MAX_LENGTH = 1000
+# An error as the attempt history keeps it (the last one is on the row in full).
+ATTEMPT_LOG_ERROR_LENGTH = 200
 # A worker holds its claimed deliveries this long: longer than the task's hard time limit
 # (console.tasks), so a killed task's deliveries are not sent by another worker meanwhile;
 # a worker stops after half of it (BATCH_SEND_WINDOW) and hands the rest back.
@@ -695,6 +697,18 @@ def _mine(delivery: WebhookDelivery, token: str) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token, status=Status.PENDING)
 
 
+def attempt_log_add(log: list[dict] | None, *, at: dt.datetime, outcome: AttemptResult) -> list:
+    """The delivery's attempt history with this attempt last, at most the latest
+    ATTEMPT_LOG_LENGTH (no body: the last one is on the row)."""
+    entry = {
+        "at": at.isoformat(),
+        "status": outcome.status,
+        "error": outcome.error[:ATTEMPT_LOG_ERROR_LENGTH],
+        "duration_ms": outcome.duration_ms,
+    }
+    return [*(log or []), entry][-WebhookDelivery.ATTEMPT_LOG_LENGTH :]
+
+
 def _finish(delivery: WebhookDelivery, token: str, outcome: AttemptResult) -> str:
     now = timezone.now()
     fields: dict[str, Any] = {
@@ -704,6 +718,8 @@ def _finish(delivery: WebhookDelivery, token: str, outcome: AttemptResult) -> st
         "response_body": outcome.body[:RESPONSE_BODY_LIMIT],
         "duration_ms": outcome.duration_ms,
         "last_error": outcome.error[:ERROR_MAX_LENGTH],
+        # Read with the claim, written by the claim's holder only (_mine): no lost entry.
+        "attempt_log": attempt_log_add(delivery.attempt_log, at=now, outcome=outcome),
     }
     endpoint = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
     if outcome.ok:

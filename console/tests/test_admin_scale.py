@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Order, Payment, RefundRequest, TenantTotals
-from console import admin_paging
+from console import admin_paging, webhooks
 from console.admin_paging import LargeTablePaginator, money
 from console.models import (
     ApiKey,
@@ -24,6 +24,9 @@ from console.models import (
     Membership,
     NotificationRecipient,
     Tenant,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
 )
 from console.services import audit_record
 from console.tests.factories import (
@@ -99,6 +102,14 @@ def fleet(n: int) -> None:
         NotificationRecipient.objects.create(
             tenant=tenant, kind="billing", email=f"finance-{tenant.slug}@example.com"
         )
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant,
+            url=f"https://hooks.example.com/{tenant.slug}",
+            events=["*"],
+            secret_encrypted=webhooks.secret_encrypt(webhooks.secret_generate()),
+        )
+        event = WebhookEvent.objects.create(tenant=tenant, type="ping", data={})
+        WebhookDelivery.objects.create(endpoint=endpoint, event=event, attempts=1)
 
 
 def queries(client, url) -> int:

@@ -13,6 +13,8 @@ import time
 
 import pytest
 import time_machine
+from django.test import Client
+from django.utils import timezone
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -429,3 +431,63 @@ def test_ping_and_manual_retry(
     assert delivery.status == WebhookDelivery.Status.SUCCEEDED and delivery.attempts == 2
     body = json.loads(receiver.requests[-1]["body"])
     assert body["type"] == "ping" and body["data"] == {"endpoint": endpoint.pk}
+
+
+def test_a_delivery_keeps_the_history_of_its_latest_ten_attempts(
+    tenant, alice, endpoint_secret, receiver, monkeypatch, staff, english
+):
+    """Every attempt is logged on the delivery (time, answer's status or the error, how
+    long), the latest ATTEMPT_LOG_LENGTH kept; the console's webhook page and the admin
+    show them."""
+    monkeypatch.setattr(webhooks, "JITTER", 0)
+    endpoint, _secret = endpoint_secret
+    receiver.plan = [500] * 10 + [200]
+    with time_machine.travel(T0, tick=False):
+        event = record(tenant)
+    at, times = T0, []
+    while True:  # the schedule's 8 attempts, all refused
+        deliver(at)
+        times.append(at)
+        delivery = WebhookDelivery.objects.get(event=event)
+        if delivery.status != WebhookDelivery.Status.PENDING:
+            break
+        at = delivery.next_attempt_at
+    assert delivery.status == WebhookDelivery.Status.FAILED
+    assert len(delivery.attempt_log) == delivery.attempts == 8
+    assert delivery.attempt_log[0] == {
+        "at": T0.isoformat(),
+        "status": 500,
+        "error": "HTTP 500",
+        "duration_ms": delivery.attempt_log[0]["duration_ms"],
+    }
+    # The customer retries three times: two more refusals, then a success.
+    for _ in range(3):
+        at += dt.timedelta(hours=1)
+        with time_machine.travel(at, tick=False):
+            webhooks.webhook_delivery_retry(tenant=tenant, delivery=delivery)
+        deliver(at)
+        times.append(at)
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.SUCCEEDED and delivery.attempts == 11
+    log = delivery.attempt_log
+    assert len(log) == WebhookDelivery.ATTEMPT_LOG_LENGTH == 10
+    assert [entry["at"] for entry in log] == [t.isoformat() for t in times[1:]]
+    assert [entry["status"] for entry in log] == [500] * 9 + [200]
+    assert log[-1]["error"] == "" and all(isinstance(e["duration_ms"], int) for e in log)
+    assert [row["at"] for row in delivery.attempt_history] == list(reversed(times[1:]))
+
+    client = Client()
+    client.force_login(alice)
+    page = client.get(f"/webhooks/{endpoint.pk}/").content.decode()
+    assert "The latest 10 attempts" in page
+    last = timezone.localtime(times[-1]).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"<li>{last} · HTTP 200" in page
+    assert page.count("HTTP 500") >= 9
+
+    admin = Client()
+    admin.force_login(staff)
+    html = admin.get(f"/admin/console/webhookdelivery/{delivery.pk}/change/").content.decode()
+    assert html.count("<li>") >= 10 and "HTTP 200" in html and "HTTP 500" in html
+    listed = admin.get("/admin/console/webhookdelivery/", {"q": tenant.slug})
+    assert [d.pk for d in listed.context["cl"].result_list] == [delivery.pk]
+    assert admin.get("/admin/console/webhookdelivery/add/").status_code == 403
