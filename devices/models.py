@@ -1,5 +1,6 @@
 import datetime as dt
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -224,3 +225,74 @@ class ControlSession(models.Model):
     def is_live(self, at) -> bool:
         """ControlSessionQuerySet.live for one session."""
         return self.ended_at is None and self.lease_expires_at > at
+
+
+class ImportJob(models.Model):
+    """One uploaded file of devices and cameras (devices.imports): its dry run, then its
+    import. The file itself is kept in the database, so the web process that took the upload
+    and the worker that reads it need not share a disk; it is dropped once the job ends."""
+
+    class Status(models.TextChoices):
+        VALIDATING = "validating", _("Checking")
+        INVALID = "invalid", _("Has errors")
+        READY = "ready", _("Ready to import")
+        IMPORTING = "importing", _("Importing")
+        DONE = "done", _("Imported")
+        FAILED = "failed", _("Failed")
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="import_jobs", verbose_name=_("tenant")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("uploaded by"),
+    )
+    file_name = models.CharField(_("file name"), max_length=255)
+    file_format = models.CharField(_("format"), max_length=4, choices=Format.choices)
+    content = models.BinaryField(_("file"), editable=False, default=b"")
+    # The uploader's language: the worker writes the row errors in it.
+    language = models.CharField(max_length=10, default="zh-hans", editable=False)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.VALIDATING
+    )
+    rows_total = models.PositiveIntegerField(_("rows"), default=0)
+    rows_checked = models.PositiveIntegerField(_("rows checked"), default=0)
+    devices_count = models.PositiveIntegerField(_("devices"), default=0)
+    cameras_count = models.PositiveIntegerField(_("cameras"), default=0)
+    error_count = models.PositiveIntegerField(_("errors"), default=0)
+    # The first errors ({"line", "column", "message"}) and rows, for the page; capped.
+    errors = models.JSONField(default=list, blank=True)
+    preview = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    checked_at = models.DateTimeField(_("checked"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("device import")
+        verbose_name_plural = _("device imports")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The import page lists the tenant's latest jobs.
+            models.Index(fields=["tenant", "created_at"], name="import_tenant_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def running(self) -> bool:
+        return self.status in (self.Status.VALIDATING, self.Status.IMPORTING)
+
+    @property
+    def percent(self) -> int:
+        if not self.rows_total:
+            return 0
+        return min(100, self.rows_checked * 100 // self.rows_total)

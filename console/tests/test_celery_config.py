@@ -20,6 +20,8 @@ RERUN_SAFE = {
     "licensing.tasks.send_reminder_emails",  # lease + pending-only finish per reminder
     "licensing.tasks.send_reminder_email",
     "devices.tasks.end_lapsed_control_sessions",  # conditional update of lapsed leases
+    "devices.tasks.import_job_check",  # pure reads; the result is written only while checking
+    "devices.tasks.import_job_write",  # claimed by status under the job's row lock
     "billing.tasks.purge_idempotency_keys",  # a delete by age
     "console.tasks.send_outbound_emails",  # outbox leases; at least once, one Message-ID
     "console.tasks.email_send",  # legacy messages: at least once (R13)
