@@ -198,7 +198,14 @@ def test_ids_that_cannot_exist_are_404(endpoint, world, admin_api):
 # answer names anything of `tenant`.
 
 # Strings only `tenant`'s objects carry: none may appear in another tenant's answers.
-MARKERS = ("zz_victim_9q", "VictimCamZ9", "VictimCockpitZ9", "victim-z9.example", "VictimKeyZ9")
+MARKERS = (
+    "zz_victim_9q",
+    "VictimCamZ9",
+    "VictimCockpitZ9",
+    "victim-z9.example",
+    "VictimKeyZ9",
+    "VictimImportZ9",
+)
 REFUSED = {403, 404, 405}
 
 
@@ -229,6 +236,20 @@ def victim(tenant, alice, settings):
     )
     application = BetaApplicationFactory(applicant=alice)
     assert application.state in BetaApplication.State.values
+    from devices.models import ImportJob
+
+    job = ImportJob.objects.create(
+        tenant=tenant,
+        created_by=alice,
+        file_name="VictimImportZ9.csv",
+        file_format=ImportJob.Format.CSV,
+        content=b"serial,name\nzz_import_9q,VictimCamZ9 import\n",
+        status=ImportJob.Status.READY,
+        rows_total=1,
+        rows_checked=1,
+        devices_count=1,
+        preview=[{"line": 2, "serial": "zz_import_9q", "name": "VictimCamZ9 import"}],
+    )
     return {
         "device": device.pk,
         "camera": camera.pk,
@@ -240,6 +261,7 @@ def victim(tenant, alice, settings):
         "endpoint": endpoint.pk,
         "delivery": delivery.pk,
         "application": application.pk,
+        "job": job.pk,
     }
 
 
@@ -247,7 +269,7 @@ def _victim_rows(tenant) -> tuple:
     """What the probes must leave as it is."""
     from billing.models import Order
     from console.models import WebhookEndpoint
-    from devices.models import Camera, FieldDevice, RemoteCockpit
+    from devices.models import Camera, FieldDevice, ImportJob, RemoteCockpit
     from licensing.models import License
 
     return (
@@ -259,6 +281,7 @@ def _victim_rows(tenant) -> tuple:
         list(ControlSession.objects.filter(device__tenant=tenant).values("id", "ended_at")),
         list(ApiKey.objects.filter(tenant=tenant).values("id", "name", "revoked_at")),
         list(WebhookEndpoint.objects.filter(tenant=tenant).values("id", "url", "enabled")),
+        list(ImportJob.objects.filter(tenant=tenant).values("id", "status", "finished_at")),
     )
 
 
@@ -380,6 +403,7 @@ _PAGE_KINDS = {
     "order_id": "order",
     "session_id": "session",
     "delivery_id": "delivery",
+    "job_id": "job",
 }
 _PK_KINDS = {"keys/": "key", "webhooks/": "endpoint", "application/": "application"}
 
@@ -417,9 +441,13 @@ def test_every_console_page_refuses_another_tenants_ids(victim, tenant, other_te
     before = _victim_rows(tenant)
     pages = [(route, name, _page_url(route, victim)) for route, name in _console_routes()]
     pages = [(route, name, url) for route, name, url in pages if url]
-    assert {"device-edit", "license-bind", "order-detail", "api-key-revoke"} <= {
-        name for _route, name, _url in pages
-    }
+    assert {
+        "device-edit",
+        "license-bind",
+        "order-detail",
+        "api-key-revoke",
+        "device-import-job",
+    } <= {name for _route, name, _url in pages}
     for _route, _name, url in pages:
         for method in ("get", "post"):
             form = {"device": victim["device"], "count": 1, "name": "probe", "serial": "p1"}
