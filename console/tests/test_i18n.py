@@ -234,9 +234,10 @@ def test_r11_renewal_reminder_email_in_chinese(
     assert len(mailoutbox) == 1
     message = mailoutbox[0]
     html = message.alternatives[0][0]
-    assert "个许可证将在 7 天后" in message.subject
-    assert "2027-03-16" in message.subject
+    assert "1 个许可证将于 2027-03-16 到期（最后服务日 2027-03-15）" in message.subject
+    assert "即本提醒撰写之日（2027-03-09）之后 7 天" in message.body
     assert "最后服务日为 2027-03-15" in message.body
+    assert "2027-03-09 的服务 → 2027-03-16 起" in message.body
     assert "设备 truck_1" in html
     assert "完整服务 → " in html and "无服务" in html
     assert "expire" not in (message.subject + message.body).lower()
