@@ -16,6 +16,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db.models import F
 from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -493,7 +494,8 @@ def api_keys(request):
     keys = (
         ApiKey.objects.filter(tenant=tenant)
         .select_related("created_by")
-        .order_by("revoked_at", "-created_at")
+        # Active keys first on every database (PostgreSQL sorts NULLs last).
+        .order_by(F("revoked_at").asc(nulls_first=True), "-created_at")
     )
     context = {
         "tenant": tenant,

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -20,7 +21,8 @@ from console.views import MANAGER_ROLES, form_errors_from, member_required
 
 EVENT_CHOICES = [
     (webhooks.ALL_EVENTS, gettext_lazy("All events")),
-    *((name, f"{name} — {label}") for name, label in webhooks.EVENT_TYPES.items()),
+    # Lazy: each page shows the labels in its own language, not the one at import.
+    *((name, format_lazy("{} — {}", name, label)) for name, label in webhooks.EVENT_TYPES.items()),
 ]
 
 

@@ -192,8 +192,10 @@ def usage_chart(usage: list[tuple[dt.date, float]]) -> dict:
 def device_sessions(request, device_id: int):
     device = get_object_or_404(FieldDevice, pk=device_id, tenant=request.tenant)
     now = timezone.now()
+    # The history is the ended or lapsed sessions; a live one is in `live` above it.
     sessions = (
         ControlSession.objects.filter(device=device)
+        .filter(Q(ended_at__isnull=False) | Q(lease_expires_at__lte=now))
         .select_related("cockpit")
         .order_by("-started_at", "-id")
     )

@@ -270,6 +270,17 @@ def test_owner_revokes_a_key(client, alice, tenant):
     assert AuditEvent.objects.filter(action="api_key.revoked", actor=alice).exists()
 
 
+def test_active_keys_are_listed_before_revoked_ones(client, alice, tenant):
+    # PostgreSQL sorts NULLs last: the order must not depend on the database.
+    client.force_login(alice)
+    make_api_key(tenant, name="older")
+    revoked, _ = make_api_key(tenant, name="revoked")
+    ApiKey.objects.filter(pk=revoked.pk).update(revoked_at=revoked.created_at)
+    make_api_key(tenant, name="newer")
+    keys = list(client.get("/keys/").context["keys"])
+    assert [k.name for k in keys] == ["newer", "older", "revoked"]
+
+
 def test_admins_manage_keys_too(client, tenant):
     admin = UserFactory()
     MembershipFactory(user=admin, tenant=tenant, role="admin")

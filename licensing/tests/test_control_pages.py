@@ -155,3 +155,15 @@ def test_device_sessions_page_queries_stay_constant(owner, device, cockpit):
     assert queries() == few
     page = owner.get(f"/devices/{device.pk}/sessions/")
     assert b"<svg" in page.content and b"6.0 hours in all" in page.content
+
+
+def test_device_history_lists_ended_and_lapsed_sessions_not_the_live_one(owner, device, cockpit):
+    now = timezone.now()
+    ended = open_session(device, cockpit, started=now - dt.timedelta(hours=3), seconds=60)
+    ended.ended_at = ended.started_at + dt.timedelta(minutes=30)
+    ended.end_reason = ControlSession.EndReason.RELEASED
+    ended.save()
+    live = open_session(device, cockpit, seconds=600)
+    page = owner.get(f"/devices/{device.pk}/sessions/")
+    assert [s.pk for s in page.context["sessions"]] == [ended.pk]
+    assert [row["session"].pk for row in page.context["live"]] == [live.pk]
