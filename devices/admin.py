@@ -19,6 +19,7 @@ from devices.models import (
     Camera,
     ControlSession,
     FieldDevice,
+    ImportJob,
     RemoteCockpit,
 )
 
@@ -325,3 +326,37 @@ class ControlSessionAdmin(IndexedSearchMixin, admin.ModelAdmin):
             ngettext("%(n)d session ended.", "%(n)d sessions ended.", ended) % {"n": ended},
             messages.SUCCESS,
         )
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(IndexedSearchMixin, admin.ModelAdmin):
+    """Read-only: customers upload and import on their console (devices.imports); staff see
+    what was imported, by whom and with which errors, when helping a customer."""
+
+    list_display = (
+        "file_name",
+        "tenant",
+        "status",
+        "rows_total",
+        "devices_count",
+        "cameras_count",
+        "error_count",
+        "created_by",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "file_format", "created_at")
+    list_select_related = ("tenant", "created_by")
+    search_fields = ("=id", "file_name", "tenant__name", "tenant__slug")
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    exclude = ("content",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

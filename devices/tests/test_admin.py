@@ -241,3 +241,29 @@ def test_control_session_admin_is_read_mostly(staff_client, tenant, staff):
     session.refresh_from_db()
     assert session.end_reason == ControlSession.EndReason.RELEASED
     assert AuditEvent.objects.get(action="control.released").actor == staff
+
+
+def test_import_jobs_are_read_only_in_the_admin(staff_client, tenant, alice):
+    from devices.models import ImportJob
+
+    job = ImportJob.objects.create(
+        tenant=tenant,
+        created_by=alice,
+        file_name="fleet-north.csv",
+        file_format=ImportJob.Format.CSV,
+        content=b"serial\nnorth_01\n",
+        status=ImportJob.Status.INVALID,
+        rows_total=1,
+        rows_checked=1,
+        error_count=1,
+        errors=[{"line": 2, "column": "serial", "message": "bad"}],
+    )
+    page = staff_client.get(url(ImportJob, "changelist"), {"q": "acme"})
+    assert page.status_code == 200 and "fleet-north.csv" in page.content.decode()
+    assert staff_client.get(url(ImportJob, "changelist"), {"status": "invalid"}).status_code == 200
+    detail = staff_client.get(url(ImportJob, "change", job.pk))
+    assert detail.status_code == 200
+    assert "north_01" not in detail.content.decode()  # the file's bytes are not shown
+    assert staff_client.get(url(ImportJob, "add")).status_code == 403
+    assert staff_client.post(url(ImportJob, "delete", job.pk), {"post": "yes"}).status_code == 403
+    assert ImportJob.objects.filter(pk=job.pk).exists()
