@@ -3,16 +3,18 @@ live server: log into the admin as staff in both groups (no superuser), enrol an
 authenticator as the second factor (STAFF_2FA_REQUIRED on, as in production) and keep the
 recovery codes, see what waits on the index, review → approve → confirm a beta
 application, confirm an order's payment, and reject a refund with a reason — first without
-one, which the page refuses. The browser reports no Content-Security-Policy violation on
-any page, the API docs included."""
+one, which the page refuses. The browser logs no console error on any page, the API docs
+included (a Content-Security-Policy violation is one), asks no host but the server, and no
+page scrolls sideways at 1280 px. Screenshots go to var/test-artifacts/
+(layout-staff-day-<step>-1280-en.png).
 
-import os
+The checks are console/tests/browser.py's. Skipped when the playwright package or
+/usr/bin/chromium is missing."""
+
 import re
 from base64 import b32decode
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django_otp.oath import totp
 
@@ -21,25 +23,10 @@ from billing.models import Order, RefundRequest
 from billing.tests.utils import new_order, paid_new_order
 from console.models import AuditEvent, BetaApplication, Tenant
 from console.staff import BILLING, REVIEWERS
+from console.tests.browser import BROWSER_MARKS, PASSWORD, Visitor, chromium, expect
 from console.tests.factories import BetaApplicationFactory, TenantFactory, UserFactory
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "correct horse battery"
-ARTIFACTS = Path(
-    os.environ.get("FC_SCREENSHOT_DIR", Path(settings.BASE_DIR) / "var" / "test-artifacts")
-)
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed"),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = [*BROWSER_MARKS, pytest.mark.django_db(transaction=True)]
 
 S = BetaApplication.State
 
@@ -60,18 +47,6 @@ def day(transactional_db, settings):
     return {"staff": staff, "application": application, "order": order, "refund": refund}
 
 
-def launch(pw):
-    return pw.chromium.launch(
-        executable_path=CHROMIUM,
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"staff_day_{name}.png", full_page=True)
-
-
 def authenticator_code(secret_text: str) -> str:
     """What an authenticator app shows for the secret typed from the enrolment page."""
     key = b32decode(secret_text.replace(" ", "") + "=" * (-len(secret_text.replace(" ", "")) % 8))
@@ -81,84 +56,76 @@ def authenticator_code(secret_text: str) -> str:
 def test_a_reviewers_day_in_the_admin(live_server, day):
     base = live_server.url
     app, order, refund = day["application"], day["order"], day["refund"]
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en")
-            context.add_cookies([{"name": "django_language", "value": "en", "url": base}])
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            csp_violations = []
-            page.on(
-                "console",
-                lambda msg: (
-                    csp_violations.append(msg.text)
-                    if "Content Security Policy" in msg.text
-                    else None
-                ),
-            )
+    with (
+        chromium() as browser,
+        Visitor(browser, base, language="en", width=1280, height=900) as visitor,
+    ):
+        page = visitor.page
 
-            page.goto(f"{base}/admin/login/")
-            page.fill("input[name=username]", day["staff"].email)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("input[type=submit]")
-            # No second factor yet: the admin sends the reviewer to enrol one.
-            page.wait_for_url(re.compile(r".*/admin/2fa/setup/\?next=.*"))
-            expect(page.locator("#totp-qr svg")).to_be_visible()
-            secret = page.locator("#totp-secret").inner_text()
-            shot(page, "0_enrol_authenticator")
-            page.fill("input[name=code]", authenticator_code(secret))
-            page.click("input[type=submit]")
-            expect(page.locator("#recovery-codes li")).to_have_count(10)
-            page.click("#staff-otp-continue")
-            page.wait_for_url(f"{base}/admin/")
-            expect(page.locator("#site-name")).to_contain_text("Field Console")
-            expect(page.locator("#queue-submitted td.count")).to_have_text("1")
-            expect(page.locator("#queue-pending-orders td.count")).to_have_text("1")
-            expect(page.locator("#queue-open-refunds td.count")).to_have_text("1")
-            shot(page, "1_index")
+        def shot(name: str):
+            """The page as it is now: it fits, and its screenshot is kept."""
+            visitor.check_fits(f"{page.url.removeprefix(base)} ({name})")
+            return visitor.screenshot(f"staff-day-{name}")
 
-            # The application: review, approve, confirm.
-            page.click("#queue-submitted a")
-            page.click(f"a[href*='/betaapplication/{app.pk}/change/']")
-            page.click("#review-start_review")
-            expect(page.locator(".messagelist")).to_contain_text("In review")
-            page.click("#review-approve")
-            expect(page.locator(".messagelist")).to_contain_text("Approved")
-            page.click("#review-actions a.button.default")
-            page.fill("input[name=contract_unit_price]", "3000.00")
-            page.fill("input[name=slug]", "quay")
-            shot(page, "2_confirm_application")
-            page.click("input[type=submit]")
-            expect(page.locator(".messagelist")).to_contain_text("is confirmed")
-            shot(page, "3_application_confirmed")
+        page.goto(f"{base}/admin/login/")
+        page.fill("input[name=username]", day["staff"].email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        # No second factor yet: the admin sends the reviewer to enrol one.
+        page.wait_for_url(re.compile(r".*/admin/2fa/setup/\?next=.*"))
+        expect(page.locator("#totp-qr svg")).to_be_visible()
+        secret = page.locator("#totp-secret").inner_text()
+        shot("0-enrol-authenticator")
+        page.fill("input[name=code]", authenticator_code(secret))
+        page.click("input[type=submit]")
+        expect(page.locator("#recovery-codes li")).to_have_count(10)
+        page.click("#staff-otp-continue")
+        page.wait_for_url(f"{base}/admin/")
+        expect(page.locator("#site-name")).to_contain_text("Field Console")
+        expect(page.locator("#queue-submitted td.count")).to_have_text("1")
+        expect(page.locator("#queue-pending-orders td.count")).to_have_text("1")
+        expect(page.locator("#queue-open-refunds td.count")).to_have_text("1")
+        shot("1-index")
 
-            # The order: confirm its payment.
-            page.goto(f"{base}/admin/billing/order/{order.pk}/change/")
-            page.click("#confirm-payment-button")
-            page.fill("input[name=reference]", "CMB-20261202-1")
-            shot(page, "4_confirm_payment")
-            page.click("input[type=submit]")
-            expect(page.locator(".messagelist")).to_contain_text(f"Order #{order.pk} paid")
+        # The application: review, approve, confirm.
+        page.click("#queue-submitted a")
+        page.click(f"a[href*='/betaapplication/{app.pk}/change/']")
+        page.click("#review-start_review")
+        expect(page.locator(".messagelist")).to_contain_text("In review")
+        page.click("#review-approve")
+        expect(page.locator(".messagelist")).to_contain_text("Approved")
+        page.click("#review-actions a.button.default")
+        page.fill("input[name=contract_unit_price]", "3000.00")
+        page.fill("input[name=slug]", "quay")
+        shot("2-confirm-application")
+        page.click("input[type=submit]")
+        expect(page.locator(".messagelist")).to_contain_text("is confirmed")
+        shot("3-application-confirmed")
 
-            # The refund: rejecting it needs a reason.
-            page.goto(f"{base}/admin/billing/refundrequest/{refund.pk}/change/")
-            page.click("text=Reject refund…")
-            page.click("input[type=submit]")
-            expect(page.locator(".errorlist")).to_contain_text("Give a reason")
-            page.fill("textarea[name=reason]", "The licenses have streamed already.")
-            shot(page, "5_reject_refund")
-            page.click("input[type=submit]")
-            expect(page.locator(".messagelist")).to_contain_text(f"Refund R-{refund.pk} rejected")
-            page.goto(f"{base}/admin/")
-            expect(page.locator("#queue-submitted td.count")).to_have_text("0")
-            expect(page.locator("#queue-open-refunds td.count")).to_have_text("0")
-            shot(page, "6_index_after")
-            page.goto(f"{base}/api/docs/")
-            expect(page.locator(".swagger-ui .info .title")).to_contain_text("Field Console API")
-            assert csp_violations == []
-        finally:
-            browser.close()
+        # The order: confirm its payment.
+        page.goto(f"{base}/admin/billing/order/{order.pk}/change/")
+        page.click("#confirm-payment-button")
+        page.fill("input[name=reference]", "CMB-20261202-1")
+        shot("4-confirm-payment")
+        page.click("input[type=submit]")
+        expect(page.locator(".messagelist")).to_contain_text(f"Order #{order.pk} paid")
+
+        # The refund: rejecting it needs a reason.
+        page.goto(f"{base}/admin/billing/refundrequest/{refund.pk}/change/")
+        page.click("text=Reject refund…")
+        page.click("input[type=submit]")
+        expect(page.locator(".errorlist")).to_contain_text("Give a reason")
+        page.fill("textarea[name=reason]", "The licenses have streamed already.")
+        shot("5-reject-refund")
+        page.click("input[type=submit]")
+        expect(page.locator(".messagelist")).to_contain_text(f"Refund R-{refund.pk} rejected")
+        page.goto(f"{base}/admin/")
+        expect(page.locator("#queue-submitted td.count")).to_have_text("0")
+        expect(page.locator("#queue-open-refunds td.count")).to_have_text("0")
+        last = shot("6-index-after")
+        page.goto(f"{base}/api/docs/")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("Field Console API")
+        visitor.assert_clean()
 
     # After the browser is gone: the database saw exactly what the pages showed.
     app.refresh_from_db()
@@ -170,4 +137,4 @@ def test_a_reviewers_day_in_the_admin(live_server, day):
     assert refund.decision_note == "The licenses have streamed already."
     assert AuditEvent.objects.filter(actor=day["staff"], action="refund.rejected").count() == 1
     assert AuditEvent.objects.filter(actor=day["staff"], action="staff.2fa_enrolled").count() == 1
-    assert (ARTIFACTS / "staff_day_6_index_after.png").exists()
+    assert last.exists()

@@ -5,10 +5,13 @@ language, and `Visitor.visit` checks a page the way issue 12 asks: it answers 2x
 language, does not scroll sideways, and its screenshot is kept under ARTIFACTS. The
 Visitor records what is wrong (`problems`) and, for the whole context, every console error
 or uncaught exception (`errors`) and every request to a host other than the server
-(`foreign`); the test asserts the three lists are empty at the end.
+(`foreign`); the test asserts the three lists are empty at the end (`assert_clean` for one
+Visitor). A journey that clicks its way through pages checks each with `check_fits` and keeps
+its screenshots with `screenshot`.
 
 Test modules mark themselves with `pytestmark = [*BROWSER_MARKS, ...]`: skipped when the
-playwright package or /usr/bin/chromium is missing (`playwright install` is never run)."""
+playwright package or /usr/bin/chromium is missing (`playwright install` is never run). They
+take Playwright's `expect` from here too (None when the package is missing)."""
 
 import os
 import re
@@ -20,10 +23,13 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
+from console.models import Membership
+from console.tests.factories import MembershipFactory, TenantFactory, UserFactory
+
 try:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
+    expect = sync_playwright = None
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
@@ -45,11 +51,24 @@ BROWSER_MARKS = [
 ]
 
 
+def tenant_owner(tenant_name: str, email: str, *, slug: str = "acme"):
+    """A tenant and its owner, who logs in with PASSWORD: where a journey starts."""
+    tenant = TenantFactory(name=tenant_name, slug=slug)
+    owner = UserFactory(email=email, password=PASSWORD)
+    MembershipFactory(user=owner, tenant=tenant, role=Membership.Role.OWNER)
+    return owner
+
+
 def launch(pw):
     return pw.chromium.launch(
         executable_path=CHROMIUM,
         args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
     )
+
+
+def sideways_overflow(page) -> int:
+    """How many pixels the page in `page` is wider than its viewport (0 or less: it fits)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
 
 @contextmanager
@@ -92,6 +111,12 @@ class Visitor:
         self.page.on("pageerror", lambda exc: self.errors.append(f"{self.page.url}: {exc}"))
         self.page.on("request", self._request)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> "Visitor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _console(self, msg) -> None:
         if msg.type == "error":
@@ -138,9 +163,7 @@ class Visitor:
         lang = page.locator("html").get_attribute("lang")
         if lang != self.language:
             self.problem(path, f"in {lang}")
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        if overflow > 0:
-            self.problem(path, f"scrolls sideways by {overflow} px")
+        self.check_fits(path)
         if self.language == "en":
             # Untranslated (or translated at import, in the default language) text.
             han = set(HAN.findall(page.locator("main").inner_text())) - self.data_words
@@ -149,11 +172,18 @@ class Visitor:
         self.screenshot(name)
         return page
 
-    def screenshot(self, name: str, *, full_page: bool = True) -> None:
-        self.page.screenshot(
-            path=str(ARTIFACTS / f"layout-{name}-{self.width}-{self.language}.png"),
-            full_page=full_page,
-        )
+    def check_fits(self, path: str) -> None:
+        """The page as it is now (opened, or reached by a click or a form) does not scroll
+        sideways; `path` names it in the problem."""
+        overflow = sideways_overflow(self.page)
+        if overflow > 0:
+            self.problem(path, f"scrolls sideways by {overflow} px")
+
+    def screenshot(self, name: str, *, full_page: bool = True) -> Path:
+        """Keep the page as layout-<name>-<width>-<language>.png under ARTIFACTS."""
+        path = ARTIFACTS / f"layout-{name}-{self.width}-{self.language}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
 
     def check_navigation(self, path: str) -> None:
         """On a logged-in page: the sidebar shows at 1366 px; at 390 px it is folded away and
@@ -183,6 +213,12 @@ class Visitor:
         button.click()
         if page.locator("#sidebar").is_visible():
             self.problem(path, "the menu does not close")
+
+    def assert_clean(self) -> None:
+        """Nothing went wrong in this context: no problem, console error or foreign request."""
+        assert not self.problems, "\n".join(self.problems)
+        assert not self.errors, "\n".join(self.errors)
+        assert not self.foreign, "\n".join(self.foreign)
 
     def close(self) -> None:
         self.context.close()
