@@ -29,8 +29,12 @@ INVITATION_MAX_AGE = dt.timedelta(days=7)
 _SALT = "console.team.invitation"
 
 
-def _lock_tenant(tenant: Tenant) -> Tenant:
-    return Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
+def _lock_tenant(tenant_id: int) -> Tenant:
+    """The tenant, locked for the caller's transaction (the lock a suspension takes), and
+    active: a suspended tenant's team does not change (R9), whichever page or command asks."""
+    locked = Tenant.objects.select_for_update(no_key=True).get(pk=tenant_id)
+    tenant_require_active(locked)
+    return locked
 
 
 def _check_role(role: str) -> None:
@@ -87,7 +91,7 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, actor: Actor = N
     _check_role(role)
     if not email:
         raise InvalidInput(_("Enter an email address."), errors={"email": [_("Required.")]})
-    tenant = _lock_tenant(tenant)
+    tenant = _lock_tenant(tenant.pk)
     if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
         raise InvalidInput(
             _("%(email)s is already a member.") % {"email": email},
@@ -136,6 +140,7 @@ def _lock_pending(tenant: Tenant, invitation: Invitation) -> Invitation:
 @transaction.atomic
 def invitation_resend(*, tenant: Tenant, invitation: Invitation, actor: Actor = None) -> Invitation:
     """A new link (a new nonce: earlier links stop working), valid for INVITATION_MAX_AGE."""
+    tenant = _lock_tenant(tenant.pk)
     invitation = _lock_pending(tenant, invitation)
     invitation.nonce = secrets.token_hex(16)
     invitation.sent_at = timezone.now()
@@ -153,6 +158,7 @@ def invitation_resend(*, tenant: Tenant, invitation: Invitation, actor: Actor = 
 
 @transaction.atomic
 def invitation_revoke(*, tenant: Tenant, invitation: Invitation, actor: Actor = None) -> Invitation:
+    tenant = _lock_tenant(tenant.pk)
     invitation = _lock_pending(tenant, invitation)
     invitation.status = Invitation.Status.REVOKED
     invitation.save(update_fields=["status"])
@@ -183,8 +189,7 @@ def invitation_accept(
     TENANT_SUSPENDED) and nothing is written, so the invitation stays pending for after the
     reactivation. The tenant's row is locked first (the lock a suspension takes), so an
     accept and a suspension at the same moment are serialised."""
-    tenant = Tenant.objects.select_for_update(no_key=True).get(pk=invitation.tenant_id)
-    tenant_require_active(tenant)
+    tenant = _lock_tenant(invitation.tenant_id)
     locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
     if locked is None or locked.status != Invitation.Status.PENDING:
         raise Conflict(_("This invitation was already used or revoked."), code="INVITATION_USED")
@@ -259,7 +264,7 @@ def member_set_role(
 ) -> Membership:
     _check_role(role)
     # The tenant lock serialises every owner change of this tenant (see the module's doc).
-    tenant = _lock_tenant(tenant)
+    tenant = _lock_tenant(tenant.pk)
     membership = _lock_member(tenant, membership)
     if membership.role == role:
         return membership
@@ -280,7 +285,7 @@ def member_set_role(
 
 @transaction.atomic
 def member_remove(*, tenant: Tenant, membership: Membership, actor: Actor = None) -> None:
-    tenant = _lock_tenant(tenant)
+    tenant = _lock_tenant(tenant.pk)
     membership = _lock_member(tenant, membership)
     _refuse_last_owner(tenant, membership)
     audit_record(

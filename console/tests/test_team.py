@@ -223,6 +223,40 @@ def test_a_suspended_tenant_is_read_only(owner, tenant):
     assert not Invitation.objects.exists()
 
 
+def test_every_team_service_refuses_a_suspended_tenant_and_writes_nothing(owner, tenant, alice):
+    """R9 in the services themselves, not only behind the pages: a command or a stale page
+    that calls them with a tenant read before the suspension changes nothing either."""
+    invite(owner, email="new@example.com")
+    invitation = Invitation.objects.get()
+    member = MembershipFactory(user=UserFactory(email="m@example.com"), tenant=tenant)
+    stale = Tenant.objects.get(pk=tenant.pk)
+    Tenant.objects.filter(pk=tenant.pk).update(status="suspended")
+    before = (
+        list(Invitation.objects.values()),
+        list(Membership.objects.values()),
+        AuditEvent.objects.count(),
+        OutboundEmail.objects.count(),
+    )
+    calls = [
+        lambda: team.invitation_create(tenant=stale, email="x@example.com", role="viewer"),
+        lambda: team.invitation_resend(tenant=stale, invitation=invitation),
+        lambda: team.invitation_revoke(tenant=stale, invitation=invitation),
+        lambda: team.member_set_role(tenant=stale, membership=member, role="admin"),
+        lambda: team.member_remove(tenant=stale, membership=member),
+    ]
+    for call in calls:
+        with pytest.raises(Forbidden) as refused:
+            call()
+        assert refused.value.code == "TENANT_SUSPENDED"
+    after = (
+        list(Invitation.objects.values()),
+        list(Membership.objects.values()),
+        AuditEvent.objects.count(),
+        OutboundEmail.objects.count(),
+    )
+    assert after == before
+
+
 def test_no_one_joins_a_suspended_tenant_and_the_invitation_stays_open(
     owner, tenant, client, charlie
 ):
