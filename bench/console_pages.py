@@ -217,6 +217,7 @@ def pages(slug: str) -> list[tuple[str, str]]:
         ("audit-log", "audit log"),
         ("webhooks", "webhooks"),
         ("notification-settings", "notification settings"),
+        ("device-import", "device import"),
     ]:
         with contextlib.suppress(NoReverseMatch):
             found.append((label, reverse(name)))
