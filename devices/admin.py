@@ -352,6 +352,10 @@ class ImportJobAdmin(IndexedSearchMixin, admin.ModelAdmin):
     show_full_result_count = False
     exclude = ("content",)
 
+    def get_queryset(self, request):
+        # The file is never shown: the list and the page leave its bytes (megabytes) unread.
+        return super().get_queryset(request).defer("content")
+
     def has_add_permission(self, request):
         return False
 

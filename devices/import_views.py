@@ -15,7 +15,7 @@ from console.confirm import confirmation_page
 from console.errors import ServiceError
 from console.pages import can_change, change_required, form_errors_from, member_required
 from devices import imports
-from devices.models import ImportJob
+from devices.models import PRIORITY_MAX, PRIORITY_MIN, ImportJob
 
 RECENT_JOBS = 10
 ERRORS_SHOWN = imports.MAX_ERRORS_KEPT
@@ -28,11 +28,16 @@ TEMPLATE_TYPES = {
 class ImportForm(forms.Form):
     file = forms.FileField(
         label=gettext_lazy("File"),
-        help_text=gettext_lazy(
-            "CSV (UTF-8, comma-separated) or XLSX; at most 5 MB and 20,000 rows."
-        ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,text/csv"}),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The limits are devices.imports', in the request's language.
+        self.fields["file"].help_text = _(
+            "CSV (UTF-8, comma-separated) or XLSX (its first worksheet); at most %(size)d MB "
+            "and %(rows)s rows."
+        ) % {"size": imports.MAX_FILE_BYTES >> 20, "rows": f"{imports.MAX_ROWS:,}"}
 
 
 def _job(request, job_id: int) -> ImportJob:
@@ -74,6 +79,8 @@ def import_upload(request):
             "can_change": can_change(request),
             "max_rows": imports.MAX_ROWS,
             "max_cameras": imports.MAX_CAMERAS_PER_DEVICE,
+            "priority_min": PRIORITY_MIN,
+            "priority_max": PRIORITY_MAX,
             "columns": imports.COLUMNS,
             "chinese_headers": [imports.CHINESE_HEADERS[c] for c in imports.COLUMNS],
         },

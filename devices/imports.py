@@ -18,14 +18,18 @@ import datetime as dt
 import io
 import logging
 import re
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import openpyxl
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from console.celery import enqueue
 from console.errors import InvalidInput, ServiceError
@@ -60,6 +64,21 @@ NO = frozenset({"false", "no", "n", "0", "否"})
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
+# Lines read, blank ones included: a sheet can say it has a million blank rows, or skip to
+# row 1,048,576, in a few bytes.
+MAX_LINES = 50_000
+# A header wider than this is no template of ours; only the header's columns of a row are
+# read.
+MAX_COLUMNS = 100
+# The unknown headers an error names.
+UNKNOWN_SHOWN = 10
+# An XLSX workbook is a zip archive, read by openpyxl in memory (sharedStrings.xml whole):
+# what it unpacks to is capped before any of it is read, as a 1 MB archive can unpack to
+# gigabytes. A workbook of MAX_ROWS rows unpacks to about 10 MB, each part to 10 to 25
+# times its packed size.
+MAX_XLSX_UNPACKED_BYTES = 50 * 1024 * 1024
+MAX_XLSX_RATIO = 100
+RATIO_CHECKED_FROM = 1024 * 1024
 # What a job keeps for its page; the totals count everything.
 MAX_ERRORS_KEPT = 500
 PREVIEW_ROWS = 20
@@ -86,6 +105,16 @@ class ImportFileError(Exception):
 
 class CellError(Exception):
     """One cell's value cannot be read as its column's type."""
+
+
+def _lines_error() -> ImportFileError:
+    return ImportFileError(
+        _(
+            "The file has more than %(max)s lines, blank ones included: delete the empty rows "
+            "below the data, or split the file."
+        )
+        % {"max": f"{MAX_LINES:,}"}
+    )
 
 
 # --- reading a file ------------------------------------------------------------------------
@@ -129,7 +158,46 @@ def _csv_rows(content: bytes):
         ) from exc
 
 
+def xlsx_archive_check(content: bytes) -> None:
+    """Refuse a workbook that unpacks to too much, before openpyxl reads any of it. The sizes
+    are the archive's own word, which zipfile holds each part to when it unpacks it (a part
+    longer than it says fails its CRC check)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise ImportFileError(_("The file is not a valid XLSX workbook.")) from exc
+    if sum(part.file_size for part in parts) > MAX_XLSX_UNPACKED_BYTES:
+        raise ImportFileError(
+            _(
+                "The workbook unpacks to more than %(size)d MB: keep only the sheet of devices "
+                "in it, or save it as CSV."
+            )
+            % {"size": MAX_XLSX_UNPACKED_BYTES >> 20}
+        )
+    for part in parts:
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > RATIO_CHECKED_FROM and ratio > MAX_XLSX_RATIO:
+            raise ImportFileError(
+                _(
+                    "A part of the workbook unpacks to more than %(ratio)d times its size, "
+                    "which a spreadsheet of devices never does: save it as CSV, or as a new "
+                    "XLSX workbook."
+                )
+                % {"ratio": MAX_XLSX_RATIO}
+            )
+
+
+def _trimmed(row) -> list:
+    """The row without its empty cells at the end (a spreadsheet's formatted, empty tail)."""
+    cells = list(row)
+    while cells and (cells[-1] is None or _cell_text(cells[-1]) == ""):
+        cells.pop()
+    return cells
+
+
 def _xlsx_rows(content: bytes):
+    xlsx_archive_check(content)
     try:
         book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as exc:
@@ -139,8 +207,21 @@ def _xlsx_rows(content: bytes):
     try:
         if not book.worksheets:
             return
-        for row in book.worksheets[0].iter_rows(values_only=True):
+        sheet = book.worksheets[0]
+        # Read-only mode trusts the sheet's <dimension>, which other programs write stale
+        # (rows past it are dropped) or as the whole grid (every row padded to 16,384
+        # cells): read the rows the sheet has, and of each only the header's columns.
+        sheet.reset_dimensions()
+        first = sheet.iter_rows(max_row=1, values_only=True)
+        header = _trimmed(next(first, ()))
+        first.close()
+        yield header
+        if not header or len(header) > MAX_COLUMNS:
+            return  # header_columns refuses it
+        for row in sheet.iter_rows(min_row=2, max_col=len(header), values_only=True):
             yield list(row)
+    except ImportFileError:
+        raise
     except Exception as exc:
         raise ImportFileError(_("The file is not a valid XLSX workbook.")) from exc
     finally:
@@ -166,29 +247,54 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+_KNOWN_LABELS = {name: name for name in COLUMNS} | {
+    zh: name for name, zh in CHINESE_HEADERS.items()
+}
+
+
+def _shown_label(label: str) -> str:
+    # A NUL cannot go into a message stored in PostgreSQL, nor mean anything on a page.
+    return label.replace("\x00", "\ufffd")[:100]
+
+
 def header_columns(header: list) -> list[tuple[str, str] | None]:
     """The header row → (column, label as the file writes it) per cell position; None for an
-    empty header cell. Raises ImportFileError when a column is missing, unknown or twice."""
-    known = {name: name for name in COLUMNS} | {zh: name for name, zh in CHINESE_HEADERS.items()}
-    labels = [_cell_text(cell) for cell in header]
+    empty header cell. Raises ImportFileError when the header is too wide, or a column is
+    missing, unknown or twice."""
+    labels = [_cell_text(cell) for cell in _trimmed(header)]
+    if len(labels) > MAX_COLUMNS:
+        raise ImportFileError(
+            _(
+                "The first row has %(n)s cells: it names the columns, at most %(max)d of them. "
+                "Delete the cells to the right of the last column."
+            )
+            % {"n": f"{len(labels):,}", "max": MAX_COLUMNS}
+        )
     if len(labels) == 1 and ";" in labels[0]:
         raise ImportFileError(_("Separate the columns with commas, not semicolons."))
     columns: list[tuple[str, str] | None] = []
     unknown, twice = [], []
+    seen: set[str] = set()
     for label in labels:
-        name = known.get(label.lower()) if label else None
+        name = _KNOWN_LABELS.get(label.lower()) if label else None
         if label and name is None:
-            unknown.append(label)
-        if name is not None and any(c and c[0] == name for c in columns):
-            twice.append(label)
+            unknown.append(_shown_label(label))
+        if name is not None:
+            if name in seen:
+                twice.append(label)
+            seen.add(name)
         columns.append((name, label) if name else None)
-    found = {c[0] for c in columns if c}
-    missing = [name for name in COLUMNS if name not in found]
+    missing = [name for name in COLUMNS if name not in seen]
     problems = []
     if missing:
         problems.append(_("Missing columns: %(columns)s.") % {"columns": ", ".join(missing)})
     if unknown:
-        problems.append(_("Unknown columns: %(columns)s.") % {"columns": ", ".join(unknown)})
+        shown = ", ".join(unknown[:UNKNOWN_SHOWN])
+        more = len(unknown) - UNKNOWN_SHOWN
+        if more > 0:
+            template = ngettext("%(columns)s and %(n)d more", "%(columns)s and %(n)d more", more)
+            shown = template % {"columns": shown, "n": more}
+        problems.append(_("Unknown columns: %(columns)s.") % {"columns": shown})
     if twice:
         problems.append(_("Columns named twice: %(columns)s.") % {"columns": ", ".join(twice)})
     if problems:
@@ -207,16 +313,22 @@ def data_rows(content: bytes, file_format: str) -> tuple[dict[str, str], list]:
     if header is None:
         raise ImportFileError(_("The file is empty."))
     columns = header_columns(header)
+    # Where each known column is, found once: a row is read at those positions only.
+    positions = [(i, c[0]) for i, c in enumerate(columns) if c]
+    width = len(columns)
     found = []
     for line, row in enumerate(rows, start=2):
-        if all(cell is None or _cell_text(cell) == "" for cell in row):
+        if line > MAX_LINES:
+            raise _lines_error()
+        cells = row[:width]
+        if all(cell is None or _cell_text(cell) == "" for cell in cells):
             continue  # blank rows (a spreadsheet's formatted tail) are no rows
         if len(found) == MAX_ROWS:
             raise ImportFileError(
                 _("The file has more than %(max)s rows: split it into files of at most %(max)s.")
                 % {"max": f"{MAX_ROWS:,}"}
             )
-        values = {c[0]: row[i] for i, c in enumerate(columns) if c and i < len(row)}
+        values = {name: cells[i] for i, name in positions if i < len(cells)}
         found.append((line, values))
     if not found:
         raise ImportFileError(_("The file has no rows below its header."))
@@ -307,7 +419,32 @@ class RowCheck:
     def row(self, line: int, values: dict) -> None:
         self.rows += 1
         before = self.error_count
-        serial = _cell_text(values.get("serial"))
+        # A NUL is refused as a form field refuses it: PostgreSQL stores none in text or
+        # jsonb, and no spreadsheet means one.
+        refused = False
+        for column, value in values.items():
+            if isinstance(value, str):
+                try:
+                    ProhibitNullCharactersValidator()(value)
+                except ValidationError as exc:
+                    self.error(line, column, exc.messages[0])
+                    refused = True
+        if refused:
+            return
+        serial_cell = values.get("serial")
+        if isinstance(serial_cell, int | float) and not isinstance(serial_cell, bool):
+            # An XLSX number cell: the leading zeros are gone, and a float keeps 15 digits
+            # (18 are allowed), so the serial read back may not be the one typed.
+            self.error(
+                line,
+                "serial",
+                _(
+                    "The serial is a number in the file, which loses leading zeros and digits: "
+                    "format the serial column as text and type the serials again."
+                ),
+            )
+            return
+        serial = _cell_text(serial_cell)
         device_cells = self._cells(
             line, values, {"name": _cell_text, "max_concurrent_streams": _whole}
         )
@@ -489,6 +626,7 @@ def _queue(task_name: str, job_id: int, *args) -> None:
             error_count=1,
             errors=[file_error(_("The job could not be started: upload the file again."))],
             finished_at=timezone.now(),
+            updated_at=timezone.now(),
         )
 
 
@@ -513,19 +651,16 @@ def import_job_create(
         raise InvalidInput(str(exc), errors={"file": [str(exc)]}) from exc
     now = timezone.now()
     with transaction.atomic():
-        # Files waiting longer than KEEP_FOR are not imported any more: drop their bytes,
-        # every tenant's (a file is at most MAX_FILE_BYTES; no periodic job is needed).
-        ImportJob.objects.filter(created_at__lt=now - KEEP_FOR).exclude(content=b"").exclude(
-            status=ImportJob.Status.IMPORTING
-        ).update(content=b"")
+        # Files kept longer than KEEP_FOR are dropped by the sweep (import_jobs_sweep).
         job = ImportJob.objects.create(
             tenant=tenant,
             created_by=actor if isinstance(actor, User) else None,
-            file_name=file_name[-255:],
+            file_name=file_name.replace("\x00", "")[-255:] or "upload",
             file_format=file_format,
             content=content,
             language=language,
             created_at=now,
+            updated_at=now,
         )
         transaction.on_commit(lambda: _queue(CHECK_TASK, job.pk))
     return job
@@ -544,6 +679,7 @@ def _finish(job_id: int, status_from: str, check: RowCheck | None, **values) -> 
         )
     if values.get("status") != ImportJob.Status.READY:
         values["content"] = b""
+    values["updated_at"] = timezone.now()
     return ImportJob.objects.filter(pk=job_id, status=status_from).update(**values)
 
 
@@ -568,7 +704,9 @@ def _file_error(job_id: int, status_from: str, message: str) -> None:
 def _progress(job_id: int, status: str):
     def record(rows_checked: int) -> None:
         # Its own short statement, outside any transaction: the job's page sees it at once.
-        ImportJob.objects.filter(pk=job_id, status=status).update(rows_checked=rows_checked)
+        ImportJob.objects.filter(pk=job_id, status=status).update(
+            rows_checked=rows_checked, updated_at=timezone.now()
+        )
 
     return record
 
@@ -579,7 +717,9 @@ def _read(job: ImportJob, status: str) -> tuple[dict, list] | None:
     except ImportFileError as exc:
         _file_error(job.pk, status, str(exc))
         return None
-    ImportJob.objects.filter(pk=job.pk, status=status).update(rows_total=len(rows), rows_checked=0)
+    ImportJob.objects.filter(pk=job.pk, status=status).update(
+        rows_total=len(rows), rows_checked=0, updated_at=timezone.now()
+    )
     return labels, rows
 
 
@@ -616,8 +756,8 @@ def import_job_check(*, job_id: int) -> str | None:
 
 
 def import_job_start(*, tenant: Tenant, job: ImportJob, actor: Actor = None) -> ImportJob:
-    """The user's "Import": a READY job moves to IMPORTING once (a second click finds it
-    moved) and the worker writes it."""
+    """The user's "Import": a READY job moves to IMPORTING once and the worker writes it. A
+    second click (the job already importing or imported) changes nothing and is no error."""
     tenant_require_active(tenant)
     if job.status == ImportJob.Status.READY and job.created_at < timezone.now() - KEEP_FOR:
         raise InvalidInput(_("This check is more than a day old: upload the file again."))
@@ -626,13 +766,65 @@ def import_job_start(*, tenant: Tenant, job: ImportJob, actor: Actor = None) -> 
         moved = (
             ImportJob.objects.filter(pk=job.pk, tenant=tenant, status=ImportJob.Status.READY)
             .exclude(content=b"")
-            .update(status=ImportJob.Status.IMPORTING, rows_checked=0)
+            .update(status=ImportJob.Status.IMPORTING, rows_checked=0, updated_at=timezone.now())
         )
-        if not moved:
-            raise InvalidInput(_("This file cannot be imported now: it is not ready."))
-        transaction.on_commit(lambda: _queue(WRITE_TASK, job.pk, actor_id))
+        if moved:
+            transaction.on_commit(lambda: _queue(WRITE_TASK, job.pk, actor_id))
     job.refresh_from_db()
+    if not moved and job.status not in (ImportJob.Status.IMPORTING, ImportJob.Status.DONE):
+        raise InvalidInput(_("This file cannot be imported now: it is not ready."))
     return job
+
+
+def _lost_after() -> dt.timedelta:
+    # A task ends within its hard time limit, and reports progress well within it; one whose
+    # worker died is handed out again after the broker's visibility timeout and reports at
+    # once. A running job silent for longer than both, and a minute, has no task left.
+    return dt.timedelta(
+        seconds=settings.CELERY_TASK_TIME_LIMIT + settings.BROKER_VISIBILITY_TIMEOUT + 60
+    )
+
+
+def import_jobs_sweep(*, now: dt.datetime | None = None) -> tuple[int, int]:
+    """The periodic clean-up (beat, every 5 minutes), every tenant's: running jobs whose task
+    was lost (hard time limit, out of memory, a lost message) end FAILED with their file
+    dropped, and the files of jobs older than KEEP_FOR are dropped. Returns (failed,
+    dropped). Set-based, compare-and-set updates: safe to run again and twice at once, and
+    a write in flight holds its job's row lock, so its result wins."""
+    now = now or timezone.now()
+    Status = ImportJob.Status
+    lost = ImportJob.objects.filter(
+        status__in=[Status.VALIDATING, Status.IMPORTING], updated_at__lt=now - _lost_after()
+    )
+    failed = 0
+    for status, language in lost.values_list("status", "language").distinct().order_by():
+        with translation.override(language):
+            if status == Status.VALIDATING:
+                message = _("The check stopped before it finished: upload the file again.")
+            else:
+                message = _(
+                    "The import stopped before it finished; nothing was written. Upload the "
+                    "file again."
+                )
+            failed += lost.filter(status=status, language=language).update(
+                status=Status.FAILED,
+                content=b"",
+                error_count=1,
+                errors=[file_error(message)],
+                finished_at=now,
+                updated_at=now,
+            )
+    if failed:
+        logger.warning("import jobs: %d lost with their worker, failed", failed)
+    # A file waits KEEP_FOR for its import, then it is uploaded again (import_job_start says
+    # so); a job importing it still reads it, and fails above if it was lost.
+    dropped = (
+        ImportJob.objects.filter(created_at__lt=now - KEEP_FOR)
+        .exclude(content=b"")
+        .exclude(status=Status.IMPORTING)
+        .update(content=b"", updated_at=now)
+    )
+    return failed, dropped
 
 
 def import_job_write(*, job_id: int, actor_id: int | None = None) -> str | None:

@@ -11,6 +11,10 @@ from django.utils.translation import gettext_lazy as _
 from console.limits import MAX_CAMERAS_PER_DEVICE, MAX_PIXELS, MAX_SIDE
 from console.models import Tenant
 
+# A camera's priority (R6: higher is kept first when service is degraded).
+PRIORITY_MIN = -1000
+PRIORITY_MAX = 1000
+
 SERIAL_PATTERN = r"^[a-z0-9_]{1,18}$"
 # The same rule anchored with \A…\Z: in Python (and SQLite's REGEXP, which is Python's re)
 # "$" also matches before a trailing newline, so "truck01\n" would pass SERIAL_PATTERN.
@@ -82,7 +86,7 @@ class Camera(models.Model):
     priority = models.IntegerField(
         _("priority"),
         default=0,
-        validators=[MinValueValidator(-1000), MaxValueValidator(1000)],
+        validators=[MinValueValidator(PRIORITY_MIN), MaxValueValidator(PRIORITY_MAX)],
         help_text=_("Higher is kept first when service is degraded."),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
@@ -259,7 +263,7 @@ class ImportJob(models.Model):
     file_format = models.CharField(_("format"), max_length=4, choices=Format.choices)
     content = models.BinaryField(_("file"), editable=False, default=b"")
     # The uploader's language: the worker writes the row errors in it.
-    language = models.CharField(max_length=10, default="zh-hans", editable=False)
+    language = models.CharField(_("language"), max_length=10, default="zh-hans", editable=False)
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.VALIDATING
     )
@@ -269,9 +273,12 @@ class ImportJob(models.Model):
     cameras_count = models.PositiveIntegerField(_("cameras"), default=0)
     error_count = models.PositiveIntegerField(_("errors"), default=0)
     # The first errors ({"line", "column", "message"}) and rows, for the page; capped.
-    errors = models.JSONField(default=list, blank=True)
-    preview = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(_("first errors"), default=list, blank=True)
+    preview = models.JSONField(_("first rows"), default=list, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # Moved on by every step and progress report: a running job whose last update is older
+    # than a task may live was lost with its worker (devices.imports.import_jobs_sweep).
+    updated_at = models.DateTimeField(_("last update"), default=timezone.now)
     checked_at = models.DateTimeField(_("checked"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
@@ -282,6 +289,18 @@ class ImportJob(models.Model):
         indexes = [
             # The import page lists the tenant's latest jobs.
             models.Index(fields=["tenant", "created_at"], name="import_tenant_created_idx"),
+            # The sweep (import_jobs_sweep): running jobs by their last update, and the files
+            # still kept by their age. Both partial, so they hold only the few such jobs.
+            models.Index(
+                fields=["updated_at"],
+                name="import_running_updated_idx",
+                condition=Q(status__in=["validating", "importing"]),
+            ),
+            models.Index(
+                fields=["created_at"],
+                name="import_content_created_idx",
+                condition=~Q(content=b""),
+            ),
         ]
 
     def __str__(self) -> str:

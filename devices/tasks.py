@@ -22,3 +22,9 @@ def import_job_check(job_id: int) -> str | None:
 def import_job_write(job_id: int, actor_id: int | None = None) -> str | None:
     """A bulk import: create its devices and cameras, all or nothing."""
     return imports.import_job_write(job_id=job_id, actor_id=actor_id)
+
+
+@shared_task(name="devices.tasks.sweep_import_jobs")
+def sweep_import_jobs() -> tuple[int, int]:
+    """Every 5 minutes (beat): fail the imports lost with their worker, drop old files."""
+    return imports.import_jobs_sweep()

@@ -22,6 +22,7 @@ RERUN_SAFE = {
     "devices.tasks.end_lapsed_control_sessions",  # conditional update of lapsed leases
     "devices.tasks.import_job_check",  # pure reads; the result is written only while checking
     "devices.tasks.import_job_write",  # claimed by status under the job's row lock
+    "devices.tasks.sweep_import_jobs",  # compare-and-set on status and age
     "billing.tasks.purge_idempotency_keys",  # a delete by age
     "console.tasks.send_outbound_emails",  # outbox leases; at least once, one Message-ID
     "console.tasks.email_send",  # legacy messages: at least once (R13)

@@ -267,3 +267,33 @@ def test_import_jobs_are_read_only_in_the_admin(staff_client, tenant, alice):
     assert staff_client.get(url(ImportJob, "add")).status_code == 403
     assert staff_client.post(url(ImportJob, "delete", job.pk), {"post": "yes"}).status_code == 403
     assert ImportJob.objects.filter(pk=job.pk).exists()
+
+
+def test_import_job_admin_leaves_the_files_bytes_unread(staff_client, tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import translation
+
+    from devices.models import ImportJob
+
+    job = ImportJob.objects.create(
+        tenant=tenant, file_name="fleet.csv", file_format="csv", content=b"x" * 1000
+    )
+    for page in (url(ImportJob, "changelist"), url(ImportJob, "change", job.pk)):
+        with CaptureQueriesContext(connection) as queries:
+            assert staff_client.get(page).status_code == 200
+        selects = [q["sql"] for q in queries.captured_queries if '"devices_importjob"' in q["sql"]]
+        assert selects and not [sql for sql in selects if '"content"' in sql], selects
+    labels = {
+        name: ImportJob._meta.get_field(name).verbose_name
+        for name in ("errors", "preview", "language")
+    }
+    with translation.override("en"):
+        english = {name: str(label) for name, label in labels.items()}
+    assert english == {
+        "errors": "first errors",
+        "preview": "first rows",
+        "language": "language",
+    }
+    with translation.override("zh-hans"):
+        assert {str(label) for label in labels.values()} == {"前几个错误", "前几行", "语言"}

@@ -131,7 +131,7 @@ def test_a_valid_xlsx_with_numbers_and_booleans_imports(owner, capture, tenant):
     rows = [
         ["truck_01", "Haul truck 1", 2, "front", 1920, 1080, True, 10],
         ["truck_01", "Haul truck 1", 2.0, "rear", 1280.0, 720, False, None],
-        [12345, None, None, None, None, None, None, None],
+        ["012345", None, None, None, None, None, None, None],  # a serial typed as text
         [None] * 8,  # a blank row is skipped, but still counts as a line
         ["truck_02", "Haul truck 2", None, None, 640, 480, "是", None],
     ]
@@ -146,7 +146,7 @@ def test_a_valid_xlsx_with_numbers_and_booleans_imports(owner, capture, tenant):
     assert set(FieldDevice.objects.values_list("serial", flat=True)) == {
         "truck_01",
         "truck_02",
-        "12345",
+        "012345",
     }
     assert list(
         Camera.objects.filter(device__serial="truck_01").order_by("slot").values_list("enabled")
@@ -426,7 +426,11 @@ def test_import_runs_once_however_often_it_is_clicked(owner, capture):
     url = reverse("device-import-job", args=[job.pk])
     with capture(execute=True):
         response = owner.post(url, {"confirmed": "1"}, follow=True)
-    assert "not ready" in response.content.decode()
+    # the second click lands on the imported job's page, with no error
+    assert response.redirect_chain == [(url, 302)]
+    html = response.content.decode()
+    assert "not ready" not in html
+    assert "Imported 1 device and 1 camera" in html
     assert FieldDevice.objects.count() == 1
     # the task delivered twice (a worker lost after the commit) finds the job done
     assert imports.import_job_write(job_id=job.pk) is None
@@ -470,8 +474,11 @@ def test_a_check_older_than_a_day_is_not_imported(owner, capture, tenant):
     )
     assert "more than a day old" in response.content.decode()
     assert FieldDevice.objects.count() == 0
-    # the next upload drops the old file's bytes
+    # the sweep drops the old file's bytes; an upload no longer touches other jobs
     upload(owner, capture, csv_file([row(serial="dev_2")]))
+    job.refresh_from_db()
+    assert bytes(job.content) != b""
+    assert imports.import_jobs_sweep() == (0, 1)
     job.refresh_from_db()
     assert bytes(job.content) == b""
 
@@ -562,6 +569,15 @@ def test_a_tenant_suspended_after_the_click_gets_nothing_written(owner, capture,
     job.refresh_from_db()
     assert job.errors[0]["message"] == "This tenant is suspended."
     assert FieldDevice.objects.count() == 0
+
+
+def test_the_page_states_the_limits_the_import_applies(owner, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_ROWS", 12_345)
+    monkeypatch.setattr(imports, "MAX_FILE_BYTES", 3 * 1024 * 1024)
+    html = owner.get(reverse("device-import")).content.decode()
+    assert "at most 3 MB and 12,345 rows." in html
+    assert "a whole number from -1000 to 1000." in html
+    assert "Only the workbook's first worksheet is read." in html
 
 
 def test_the_devices_page_links_to_the_import(owner):
