@@ -28,7 +28,15 @@ from console.api import (
 )
 from console.api_auth import MANAGE, READ
 from devices import services
-from devices.models import MAX_CAMERAS_PER_DEVICE, MAX_SIDE, SERIAL_REGEX, Camera, FieldDevice
+from devices.models import (
+    MAX_CAMERAS_PER_DEVICE,
+    MAX_SIDE,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    SERIAL_REGEX,
+    Camera,
+    FieldDevice,
+)
 from devices.models import RemoteCockpit as Cockpit
 from licensing.selectors import device_licensing, devices_with_license_counts
 from licensing.services import device_delete_unbinding
@@ -179,8 +187,8 @@ class CameraInput(serializers.Serializer):
     )
     enabled = JsonBoolean(required=False)
     priority = JsonInteger(
-        min_value=-1000,
-        max_value=1000,
+        min_value=PRIORITY_MIN,
+        max_value=PRIORITY_MAX,
         required=False,
         help_text=gettext_lazy("R6: higher is kept first when service is degraded."),
     )

@@ -7,7 +7,14 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
-from devices.models import MAX_CAMERAS_PER_DEVICE, MAX_PIXELS, MAX_SIDE, serial_validator
+from devices.models import (
+    MAX_CAMERAS_PER_DEVICE,
+    MAX_PIXELS,
+    MAX_SIDE,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    serial_validator,
+)
 
 # The resolutions cameras push most often; "custom" takes the width and height typed in.
 RESOLUTION_PRESETS: dict[str, tuple[int, int]] = {
@@ -89,8 +96,8 @@ class CameraForm(forms.Form):
     priority = forms.IntegerField(
         label=_("Priority"),
         initial=0,
-        min_value=-1000,
-        max_value=1000,
+        min_value=PRIORITY_MIN,
+        max_value=PRIORITY_MAX,
         help_text=_("Higher is kept first when service is degraded."),
     )
 
