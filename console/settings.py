@@ -73,7 +73,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's middleware, on pages only: the JSON API needs no policy.
+    "console.content_security.PageCSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     # Before sessions and CSRF: a login posted from a locked-out address is a cheap 429.
     "console.login_limits.LockedOutAddressMiddleware",
@@ -421,10 +422,11 @@ if BEHIND_PROXY:
     # any client reaching gunicorn could claim it.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Content-Security-Policy (django-csp) on every response: scripts only from this origin's
+# Content-Security-Policy (django-csp) on every page: scripts only from this origin's
 # files, never inline or eval'd (the admin ships its scripts as files; the API docs use
 # drf-spectacular's split Swagger view). Inline styles stay allowed: Swagger UI and a few
-# templates set them, and they cannot run code.
+# templates set them, and they cannot run code. The JSON API under /api/v1/ is no page and
+# gets none (console.content_security); the API docs (/api/docs/) keep it.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

@@ -68,6 +68,21 @@ def test_a_console_page_has_the_headers(owner):
     assert_headers(owner.get("/login/"))
 
 
+def test_the_json_api_is_no_page_and_needs_no_policy(admin_api, tenant):
+    """/api/v1/ answers JSON that no browser renders as a document: nosniff and
+    X-Frame-Options DENY, no CSP to build on each of the gateways' calls."""
+    device = DeviceFactory(tenant=tenant)
+    for response in (
+        admin_api.get("/api/v1/devices/"),
+        admin_api.post(f"/api/v1/devices/{device.pk}/entitlement", {}, format="json"),
+        admin_api.get("/api/v1/devices/999999/"),
+    ):
+        assert response["Content-Type"].startswith("application/json")
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["X-Frame-Options"] == "DENY"
+        assert "Content-Security-Policy" not in response
+
+
 def test_an_admin_page_has_the_headers(staff_client):
     assert_headers(staff_client.get("/admin/"))
     assert_headers(staff_client.get("/admin/login/"))
