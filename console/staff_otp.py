@@ -169,6 +169,7 @@ class StaffTwoFactorMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.admin_root: str | None = None
 
     def __call__(self, request):
         redirect = self._redirect(request)
@@ -177,8 +178,11 @@ class StaffTwoFactorMiddleware:
         return self.get_response(request)
 
     def _redirect(self, request):
-        admin_root = reverse("admin:index")
-        if not request.path.startswith(admin_root):
+        # Resolved once (the URL conf is not loaded when middleware is built): this runs on
+        # every request, the gateways' API calls included.
+        if self.admin_root is None:
+            self.admin_root = reverse("admin:index")
+        if not request.path.startswith(self.admin_root):
             return None
         user = request.user
         if not staff_2fa_required(user) or user.is_verified():
