@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from console.admin_filters import ReadOnlyAdminMixin
 from console.admin_paging import IndexedSearchMixin, LargeTablePaginator
 from devices import services
 from devices.models import (
@@ -329,7 +330,7 @@ class ControlSessionAdmin(IndexedSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(IndexedSearchMixin, admin.ModelAdmin):
+class ImportJobAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: customers upload and import on their console (devices.imports); staff see
     what was imported, by whom and with which errors, when helping a customer."""
 
@@ -355,12 +356,3 @@ class ImportJobAdmin(IndexedSearchMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         # The file is never shown: the list and the page leave its bytes (megabytes) unread.
         return super().get_queryset(request).defer("content")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
