@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from console.emails import Recipient, tenant_recipients
 from console.errors import InvalidInput
 from console.models import NotificationRecipient, Tenant, User
-from console.services import Actor, audit_record
+from console.services import Actor, audit_record, tenant_lock
 
 # A tenant names a handful of extra addresses, not a mailing list.
 MAX_RECIPIENTS_PER_KIND = 20
@@ -46,7 +46,7 @@ def notification_recipient_add(
         raise InvalidInput(
             _("Enter a valid email address."), errors={"email": [_("Enter a valid email address.")]}
         ) from exc
-    tenant = Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
+    tenant = tenant_lock(tenant.pk)
     existing = NotificationRecipient.objects.filter(tenant=tenant, kind=kind)
     if existing.filter(email__iexact=email).exists():
         raise InvalidInput(

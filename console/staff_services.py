@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from console.emails import send_templated_email, tenant_recipients
 from console.errors import Conflict, InvalidInput
 from console.models import Tenant
-from console.services import Actor, tenant_set_status
+from console.services import Actor, tenant_lock, tenant_set_status
 
 REASON_MAX_LENGTH = 2000
 
@@ -36,7 +36,7 @@ def _tenant_change_status(*, tenant: Tenant, status: str, actor: Actor, reason: 
     with transaction.atomic():
         # The lock makes the check below the truth: whoever comes second waits, then finds
         # the status already changed and changes, audits and emails nothing.
-        locked = Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
+        locked = tenant_lock(tenant.pk)
         if locked.status == status:
             raise Conflict(
                 _("%(tenant)s is already %(status)s; nothing was changed.")

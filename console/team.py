@@ -23,7 +23,13 @@ from django.utils.translation import gettext as _
 from console.emails import send_templated_email
 from console.errors import Conflict, InvalidInput
 from console.models import Invitation, Membership, Tenant, User
-from console.services import Actor, audit_record, tenant_require_active, user_get_or_create
+from console.services import (
+    Actor,
+    audit_record,
+    tenant_lock,
+    tenant_require_active,
+    user_get_or_create,
+)
 
 INVITATION_MAX_AGE = dt.timedelta(days=7)
 _SALT = "console.team.invitation"
@@ -32,7 +38,7 @@ _SALT = "console.team.invitation"
 def _lock_tenant(tenant_id: int) -> Tenant:
     """The tenant, locked for the caller's transaction (the lock a suspension takes), and
     active: a suspended tenant's team does not change (R9), whichever page or command asks."""
-    locked = Tenant.objects.select_for_update(no_key=True).get(pk=tenant_id)
+    locked = tenant_lock(tenant_id)
     tenant_require_active(locked)
     return locked
 

@@ -70,7 +70,7 @@ from console.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from console.services import Actor, audit_record
+from console.services import Actor, audit_record, tenant_lock
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +314,7 @@ def webhook_endpoint_create(
     values = _validate({"url": url, "events": events, "enabled": enabled})
     # The tenant's row lock makes the count and the insert one step: two concurrent
     # creations cannot both be the 20th.
-    Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).exists()
+    tenant_lock(tenant.pk)
     if WebhookEndpoint.objects.filter(tenant=tenant).count() >= MAX_ENDPOINTS_PER_TENANT:
         message = _("A tenant may have at most %(max)d webhook endpoints.") % {
             "max": MAX_ENDPOINTS_PER_TENANT

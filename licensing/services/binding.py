@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Tenant
-from console.services import Actor, audit_record, audit_record_many
+from console.services import Actor, audit_record, audit_record_many, tenant_lock
 from console.webhooks import webhook_event_record, webhook_events_record
 from devices import services as device_services
 from devices.models import ControlSession, FieldDevice
@@ -19,16 +19,6 @@ from licensing.webhook_events import (
     device_service_snapshot,
     licenses_event_data,
 )
-
-
-def lock_tenant(tenant: Tenant) -> None:
-    # Binding and renewal take the tenant's row lock first: writers of one tenant queue up
-    # instead of racing for the same free licenses, or locking the same licenses in
-    # different orders (PostgreSQL; SQLite serialises writers anyway). FOR NO KEY UPDATE, as
-    # every parent-row lock here: a plain FOR UPDATE also blocks the key-share lock that any
-    # insert referencing the tenant takes (an audit event), and a writer holding a device
-    # while inserting one deadlocked against a binder holding the tenant (found by the fuzz).
-    Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).exists()
 
 
 def _device_of(tenant: Tenant, device: FieldDevice | int) -> FieldDevice:
@@ -68,7 +58,8 @@ def license_bind(
     actor: Actor = None,
 ) -> License:
     at = at or timezone.now()
-    lock_tenant(tenant)
+    # The tenant first: binders queue up instead of racing for the same free licenses.
+    tenant_lock(tenant.pk)
     device = _device_of(tenant, device)
     lic = License.objects.select_for_update().filter(pk=license.pk, tenant=tenant).first()
     if lic is None:
@@ -138,7 +129,8 @@ def licenses_bind_count(
             errors={"count": [_("Enter a whole number from 1 to 10000.")]},
         )
     at = at or timezone.now()
-    lock_tenant(tenant)
+    # The tenant first: binders queue up instead of racing for the same free licenses.
+    tenant_lock(tenant.pk)
     device = _device_of(tenant, device)
     free = list(
         License.objects.select_for_update()

@@ -11,10 +11,9 @@ from django.utils.translation import gettext as _
 
 from console.errors import Conflict, InvalidInput
 from console.models import Tenant
-from console.services import Actor, audit_record_many
+from console.services import Actor, audit_record_many, tenant_lock
 from licensing import rules
 from licensing.models import License
-from licensing.services.binding import lock_tenant
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def licenses_renew(
     with transaction.atomic():
         # Tenant first, as binding does: renewals and binders of one tenant queue up instead
         # of locking the same licenses in different orders (expiry vs id) and deadlocking.
-        lock_tenant(tenant)
+        tenant_lock(tenant.pk)
         licenses = list(
             License.objects.select_for_update().filter(tenant=tenant, pk__in=ids).order_by("id")
         )
