@@ -34,7 +34,7 @@ from django.utils.translation import ngettext
 from console.celery import enqueue
 from console.errors import InvalidInput, ServiceError
 from console.models import Tenant, User
-from console.services import Actor, audit_record, tenant_require_active
+from console.services import Actor, audit_record, tenant_lock, tenant_require_active
 from devices.models import MAX_CAMERAS_PER_DEVICE, Camera, FieldDevice, ImportJob
 
 logger = logging.getLogger(__name__)
@@ -711,6 +711,24 @@ def _progress(job_id: int, status: str):
     return record
 
 
+def _job_in(job_id: int, status: str) -> ImportJob | None:
+    """The job, if it is still in `status` (a task run again after its step finds none)."""
+    job = ImportJob.objects.select_related("tenant").filter(pk=job_id).first()
+    return job if job is not None and job.status == status else None
+
+
+def _check_file(job: ImportJob, status: str) -> RowCheck | None:
+    """Every row of the job's file checked, with progress; None when the file cannot be
+    read (the job then ends with that error)."""
+    read = _read(job, status)
+    if read is None:
+        return None
+    labels, rows = read
+    return check_rows(
+        tenant=job.tenant, labels=labels, rows=rows, progress=_progress(job.pk, status)
+    )
+
+
 def _read(job: ImportJob, status: str) -> tuple[dict, list] | None:
     try:
         labels, rows = data_rows(bytes(job.content), job.file_format)
@@ -726,19 +744,15 @@ def _read(job: ImportJob, status: str) -> tuple[dict, list] | None:
 def import_job_check(*, job_id: int) -> str | None:
     """The dry run: read and check every row (progress every BATCH rows); the job ends
     READY with what it would create, or INVALID with its errors. Returns the status."""
-    job = ImportJob.objects.select_related("tenant").filter(pk=job_id).first()
     status = ImportJob.Status.VALIDATING
-    if job is None or job.status != status:
+    job = _job_in(job_id, status)
+    if job is None:
         return None
     with translation.override(job.language):
         try:
-            read = _read(job, status)
-            if read is None:
+            check = _check_file(job, status)
+            if check is None:
                 return ImportJob.Status.INVALID
-            labels, rows = read
-            check = check_rows(
-                tenant=job.tenant, labels=labels, rows=rows, progress=_progress(job.pk, status)
-            )
             final = ImportJob.Status.INVALID if check.error_count else ImportJob.Status.READY
             _finish(
                 job.pk,
@@ -830,22 +844,18 @@ def import_jobs_sweep(*, now: dt.datetime | None = None) -> tuple[int, int]:
 def import_job_write(*, job_id: int, actor_id: int | None = None) -> str | None:
     """The import: read and check the file again (serials may have been taken since the dry
     run), then create every device and camera in one transaction, or nothing."""
-    job = ImportJob.objects.select_related("tenant").filter(pk=job_id).first()
     status = ImportJob.Status.IMPORTING
-    if job is None or job.status != status:
+    job = _job_in(job_id, status)
+    if job is None:
         return None
     actor = User.objects.filter(pk=actor_id).first() if actor_id else None
     with translation.override(job.language):
         try:
-            read = _read(job, status)
-            if read is None:
-                return ImportJob.Status.FAILED
-            labels, rows = read
             # The rows' own rules, with progress, outside the transaction; the serials again
             # inside it, under the tenant's lock.
-            check = check_rows(
-                tenant=job.tenant, labels=labels, rows=rows, progress=_progress(job.pk, status)
-            )
+            check = _check_file(job, status)
+            if check is None:
+                return ImportJob.Status.FAILED
             return _write(job, check, actor)
         except Exception:
             _file_error(job.pk, status, _("The import failed unexpectedly; nothing was written."))
@@ -855,12 +865,11 @@ def import_job_write(*, job_id: int, actor_id: int | None = None) -> str | None:
 @transaction.atomic
 def _write(job: ImportJob, check: RowCheck, actor: Actor) -> str | None:
     status = ImportJob.Status.IMPORTING
-    # The tenant's row lock first, as every multi-row writer of a tenant takes it (license
-    # binding, renewal): imports of one tenant queue up. FOR NO KEY UPDATE, so inserts that
-    # reference the tenant (the devices below, an audit event elsewhere) are not blocked.
-    tenant = Tenant.objects.select_for_update(no_key=True).filter(pk=job.tenant_id).first()
+    # The tenant's row lock first, as every multi-row writer of a tenant takes it: imports
+    # of one tenant queue up (console.services.tenant_lock).
+    tenant = tenant_lock(job.tenant_id)
     locked = ImportJob.objects.select_for_update().filter(pk=job.pk, status=status).first()
-    if tenant is None or locked is None:
+    if locked is None:
         return None  # another run of this task got here first
     try:
         tenant_require_active(tenant)
